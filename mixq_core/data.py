@@ -1,0 +1,291 @@
+"""Real, synthetic and noise image sources behind one interface.
+
+Every source is a ``torch.utils.data.Dataset`` of ``(image, label)`` pairs, with
+images already transformed to the model's input (``(3, H, W)`` float tensors,
+normalised). Sources are chosen by name from :data:`SOURCES`:
+
+- ``fashion-mnist``: the real data of the ``mini`` track, 28×28 grey images padded to
+  32×32 and replicated to three channels.
+- ``imagenet-folder``: an ImageNet-style ``val/<synset>/*.JPEG`` tree, with timm's eval
+  transform for a given model; labels are ImageNet-1k indices.
+- ``synthetic``: a generated calibration set (``images/*.png`` + ``manifest.jsonl``);
+  the label is the first prompted class.
+- ``noise``: standard Gaussian noise in the normalised input space (label ``-1``).
+
+:func:`subset` picks a deterministic subset, so "1024 real calibration images, seed 0"
+is always the same 1024 images.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from .errors import DatasetLayoutError, DatasetNotFoundError, unknown_name
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+# Mean and std of the Fashion-MNIST training pixels (after padding to 32×32), in [0, 1].
+FASHION_MNIST_MEAN = 0.2190
+FASHION_MNIST_STD = 0.3318
+MINI_IMAGE_SIZE = 32
+NOISE_LABEL = -1
+
+SOURCES: dict[str, Callable[..., Dataset]] = {}
+
+
+def register_source(name: str):
+    """Decorator that adds a dataset builder to :data:`SOURCES` under ``name``."""
+
+    def add(builder):
+        SOURCES[name] = builder
+        return builder
+
+    return add
+
+
+def load_source(name: str, **kwargs) -> Dataset:
+    """Build the data source registered as ``name`` with its keyword arguments."""
+    if name not in SOURCES:
+        raise unknown_name("data source", name, SOURCES)
+    return SOURCES[name](**kwargs)
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read a gzipped IDX file (the MNIST container format) into a numpy array."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _fashion_mnist_dir(root: str | os.PathLike | None) -> Path:
+    """Find the Fashion-MNIST files, downloading them with torchvision when online."""
+    candidates = [Path(root)] if root else [Path(os.environ.get("MIXQ_FASHION_MNIST", FASHION_MNIST_DIR))]
+    for folder in candidates:
+        if all((folder / f).exists() for pair in FASHION_MNIST_FILES.values() for f in pair):
+            return folder
+    cache = Path(os.environ.get("MIXQ_CACHE", Path.home() / ".cache" / "mixq"))
+    raw = cache / "FashionMNIST" / "raw"
+    if all((raw / f).exists() for pair in FASHION_MNIST_FILES.values() for f in pair):
+        return raw
+    try:
+        from torchvision.datasets import FashionMNIST
+
+        FashionMNIST(str(cache), train=True, download=True)
+        FashionMNIST(str(cache), train=False, download=True)
+        return raw
+    except Exception as exc:  # no network, or torchvision mirror unreachable
+        raise DatasetNotFoundError(
+            f"Fashion-MNIST files not found in {', '.join(map(str, candidates))} and the download failed "
+            f"({type(exc).__name__}). Install them with `apt-get install dataset-fashion-mnist` "
+            f"(puts them in {FASHION_MNIST_DIR}), set MIXQ_FASHION_MNIST to a folder holding "
+            f"{', '.join(FASHION_MNIST_FILES['train'] + FASHION_MNIST_FILES['test'])}, or go online once."
+        ) from None
+
+
+def fashion_mnist_tensors(split: str, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST as uint8 images ``(N, 1, 32, 32)`` (zero-padded from 28×28) and int64 labels."""
+    if split not in FASHION_MNIST_FILES:
+        raise unknown_name("Fashion-MNIST split", split, FASHION_MNIST_FILES)
+    folder = _fashion_mnist_dir(root)
+    images_file, labels_file = FASHION_MNIST_FILES[split]
+    images = torch.from_numpy(_read_idx(folder / images_file).copy())
+    labels = torch.from_numpy(_read_idx(folder / labels_file).astype(np.int64))
+    # Padding keeps every original pixel; the background of Fashion-MNIST is 0 already.
+    images = torch.nn.functional.pad(images, (2, 2, 2, 2)).unsqueeze(1)
+    return images, labels
+
+
+def normalize_mini(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(N, 1 or 3, H, W)`` → normalised float ``(N, 3, H, W)`` for the mini models."""
+    x = images_uint8.float().div_(255.0)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return (x - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+
+
+@register_source("fashion-mnist")
+def fashion_mnist(split: str = "test", root: str | os.PathLike | None = None) -> TensorDataset:
+    """Fashion-MNIST ``split`` as normalised ``(3, 32, 32)`` tensors with labels 0–9."""
+    images, labels = fashion_mnist_tensors(split, root)
+    return TensorDataset(normalize_mini(images), labels)
+
+
+# ----------------------------------------------------------------------------- ImageNet folder
+
+SYNSET_PATTERN = re.compile(r"^n\d{8}$")
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+
+
+def imagenet_eval_transform(model: torch.nn.Module):
+    """timm's evaluation transform (resize, centre crop, normalise) for ``model``."""
+    from timm.data import create_transform, resolve_data_config
+
+    return create_transform(**resolve_data_config({}, model=model))
+
+
+class ImageFolderDataset(Dataset):
+    """Images listed as ``(path, label)`` pairs, read with PIL and passed through ``transform``."""
+
+    def __init__(self, items: list[tuple[Path, int]], transform: Callable):
+        self.items = items
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        path, label = self.items[index]
+        with Image.open(path) as image:
+            return self.transform(image.convert("RGB")), label
+
+
+@register_source("imagenet-folder")
+def imagenet_folder(root: str | os.PathLike, transform: Callable | None = None, model=None) -> ImageFolderDataset:
+    """An ImageNet validation tree ``root/<synset>/*.JPEG``; labels are ImageNet-1k indices.
+
+    ``root`` may be the ``val`` folder itself or its parent. Either ``transform`` or
+    ``model`` (whose timm eval transform is then used) must be given. A partial tree
+    (some synsets only) is accepted: labels still index the full 1000 classes.
+    """
+    from timm.data import ImageNetInfo
+
+    root = Path(root)
+    expected = "a folder of synset sub-folders such as val/n01440764/ILSVRC2012_val_00000293.JPEG"
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"ImageNet folder {root} does not exist; expected {expected}")
+    if (root / "val").is_dir():
+        root = root / "val"
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+    bad = [p.name for p in subdirs if not SYNSET_PATTERN.match(p.name)]
+    if not subdirs or bad:
+        found = f"non-synset folders {bad[:5]}" if bad else "no sub-folders"
+        raise DatasetLayoutError(f"{root} is not ImageNet-shaped: found {found}; expected {expected}")
+    index_of = {wnid: i for i, wnid in enumerate(ImageNetInfo().label_names())}
+    unknown = [p.name for p in subdirs if p.name not in index_of]
+    if unknown:
+        raise DatasetLayoutError(f"{root} holds synsets outside ImageNet-1k: {unknown[:5]}; expected {expected}")
+    items = [
+        (path, index_of[folder.name])
+        for folder in subdirs
+        for path in sorted(folder.iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not items:
+        raise DatasetLayoutError(f"{root} has synset folders but no .JPEG/.jpg/.png images; expected {expected}")
+    if transform is None:
+        if model is None:
+            raise ValueError("imagenet_folder needs a transform or a model to take timm's eval transform from")
+        transform = imagenet_eval_transform(model)
+    return ImageFolderDataset(items, transform)
+
+
+# ----------------------------------------------------------------------------- synthetic folder
+
+MANIFEST_NAME = "manifest.jsonl"
+
+
+def mini_image_transform(image: Image.Image) -> torch.Tensor:
+    """PIL image → normalised ``(3, 32, 32)`` tensor, as the real mini data is prepared."""
+    grey = image.convert("L").resize((MINI_IMAGE_SIZE, MINI_IMAGE_SIZE), Image.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(grey, dtype=np.uint8).copy())[None, None]
+    return normalize_mini(pixels)[0]
+
+
+def read_manifest(folder: str | os.PathLike) -> list[dict]:
+    """The records of a synthetic set's ``manifest.jsonl``, in file order."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.exists():
+        raise DatasetNotFoundError(
+            f"{folder} has no {MANIFEST_NAME}; a synthetic set is a folder made by `mixq synthesize` "
+            f"holding images/*.png and {MANIFEST_NAME}"
+        )
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@register_source("synthetic")
+def synthetic_folder(root: str | os.PathLike, transform: Callable = mini_image_transform) -> ImageFolderDataset:
+    """A generated set: each manifest line names its ``file`` and prompted ``classes``; label = first class."""
+    root = Path(root)
+    records = read_manifest(root)
+    items = []
+    for line_number, record in enumerate(records, start=1):
+        if "file" not in record or not record.get("classes"):
+            raise DatasetLayoutError(
+                f"{root / MANIFEST_NAME} line {line_number} lacks 'file' or 'classes'; "
+                "each line must hold at least {\"file\": \"images/<id>.png\", \"classes\": [int, ...]}"
+            )
+        path = root / record["file"]
+        if not path.exists():
+            raise DatasetLayoutError(f"{root / MANIFEST_NAME} line {line_number} names {path}, which is missing")
+        items.append((path, int(record["classes"][0])))
+    return ImageFolderDataset(items, transform)
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+class GaussianNoise(Dataset):
+    """``n`` images of standard normal noise ``(3, size, size)``; image ``i`` depends only on seed and i."""
+
+    def __init__(self, n: int, size: int = MINI_IMAGE_SIZE, seed: int = 0):
+        self.n, self.size, self.seed = n, size, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        return torch.randn(3, self.size, self.size, generator=generator), NOISE_LABEL
+
+
+@register_source("noise")
+def noise(n: int = 1024, size: int = MINI_IMAGE_SIZE, seed: int = 0) -> GaussianNoise:
+    """Gaussian-noise calibration data: the lower bound of every comparison."""
+    return GaussianNoise(n, size, seed)
+
+
+# ----------------------------------------------------------------------------- subsets and loaders
+
+
+def subset_indices(length: int, n: int | None, seed: int = 0) -> torch.Tensor:
+    """Indices of a deterministic random subset of size ``n`` (all, shuffled, when ``n`` is None)."""
+    n = length if n is None else n
+    if not 0 < n <= length:
+        raise ValueError(f"subset size must be in 1..{length}, got {n}")
+    return torch.randperm(length, generator=torch.Generator().manual_seed(seed))[:n]
+
+
+def subset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
+    """The same ``n`` items of ``dataset`` for the same ``seed``, whatever the machine."""
+    if n is None or n == len(dataset):
+        return dataset
+    return Subset(dataset, subset_indices(len(dataset), n, seed).tolist())
+
+
+def make_loader(dataset: Dataset, batch_size: int = 256, shuffle: bool = False, seed: int = 0,
+                num_workers: int = 0) -> DataLoader:
+    """A DataLoader whose shuffling, when asked for, is fixed by ``seed``."""
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=num_workers)

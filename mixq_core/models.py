@@ -1,0 +1,262 @@
+"""Model construction, the mini models' training, and checkpoint I/O (safetensors only).
+
+The ``mini`` track uses three timm architectures at 32×32 input for the 10 Fashion-MNIST
+classes (:data:`MINI_MODELS`). Their trained weights ship in ``assets/`` as fp16
+safetensors, each listed in ``assets/manifest.json`` with its sha256, the command that
+made it and its measured test top-1; :func:`load_mini_model` refuses a file whose hash
+differs from the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import ChecksumError, DatasetNotFoundError, unknown_name
+from .progress import progress
+
+ASSETS_DIR = Path(os.environ.get("MIXQ_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
+MANIFEST_NAME = "manifest.json"
+MINI_NUM_CLASSES = 10
+MINI_IMAGE_SIZE = 32
+
+
+def _resnet18(num_classes: int) -> nn.Module:
+    import timm
+
+    return timm.create_model("resnet18", pretrained=False, num_classes=num_classes)
+
+
+def _mobilenetv2_100(num_classes: int) -> nn.Module:
+    import timm
+
+    return timm.create_model("mobilenetv2_100", pretrained=False, num_classes=num_classes)
+
+
+def _deit_mini(num_classes: int) -> nn.Module:
+    """A DeiT-tiny-shaped ViT on 4×4 patches of a 32×32 image: 64 tokens + class token.
+
+    DeiT-tiny's width and heads (192, 3); 4 blocks instead of 12 and MLP ratio 2 instead of 4,
+    because DeiT-tiny costs 6.5 min per Fashion-MNIST epoch on a 2-core CPU and this one 3.4,
+    which buys the epochs a ViT trained from scratch needs within the training budget. The blocks are timm's own
+    ``Block`` modules, so everything that handles a DeiT handles this model.
+    """
+    from timm.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(img_size=MINI_IMAGE_SIZE, patch_size=4, embed_dim=192, depth=4, num_heads=3,
+                             mlp_ratio=2.0, num_classes=num_classes)
+
+
+MINI_MODELS: dict[str, Callable[[int], nn.Module]] = {
+    "resnet18": _resnet18,
+    "mobilenetv2_100": _mobilenetv2_100,
+    "deit_mini": _deit_mini,
+}
+
+
+def create_mini_model(name: str, num_classes: int = MINI_NUM_CLASSES) -> nn.Module:
+    """A randomly initialised mini model for 32×32 RGB input."""
+    if name not in MINI_MODELS:
+        raise unknown_name("mini model", name, MINI_MODELS)
+    return MINI_MODELS[name](num_classes)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike, dtype: torch.dtype = torch.float16) -> None:
+    """Save floating tensors of ``model.state_dict()`` in ``dtype`` (others as they are) to safetensors."""
+    state = {
+        k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    atomic_write(path, lambda tmp: save_file(state, tmp))
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load safetensors weights into ``model`` (cast to the model's dtypes), strictly."""
+    state = load_file(str(path))
+    own = model.state_dict()
+    model.load_state_dict({k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}, strict=True)
+    return model
+
+
+def read_assets_manifest(assets_dir: str | os.PathLike = ASSETS_DIR) -> dict:
+    """``assets/manifest.json`` as a dict (``{"files": {}}`` when there is none yet)."""
+    path = Path(assets_dir) / MANIFEST_NAME
+    if not path.exists():
+        return {"files": {}}
+    return json.loads(path.read_text())
+
+
+def record_asset(file: str | os.PathLike, entry: dict, assets_dir: str | os.PathLike = ASSETS_DIR) -> dict:
+    """Add or replace ``file``'s manifest entry, with its sha256 and size computed here."""
+    file = Path(file)
+    manifest = read_assets_manifest(assets_dir)
+    manifest["files"][file.name] = {"sha256": sha256_of(file), "bytes": file.stat().st_size, **entry}
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    text = json.dumps(manifest, indent=2) + "\n"
+    atomic_write(Path(assets_dir) / MANIFEST_NAME, lambda tmp: Path(tmp).write_text(text))
+    return manifest["files"][file.name]
+
+
+def verified_asset(filename: str, assets_dir: str | os.PathLike = ASSETS_DIR) -> Path:
+    """Path of a shipped file after checking it exists and its sha256 matches the manifest."""
+    assets_dir = Path(assets_dir)
+    entry = read_assets_manifest(assets_dir)["files"].get(filename)
+    path = assets_dir / filename
+    rebuild = entry["command"] if entry else "the command in assets/manifest.json"
+    if entry is None or not path.exists():
+        raise DatasetNotFoundError(f"shipped file {path} is missing or not in {assets_dir / MANIFEST_NAME}; "
+                                   f"restore it from git or rebuild it with `{rebuild}`")
+    actual = sha256_of(path)
+    if actual != entry["sha256"]:
+        raise ChecksumError(f"{path} has sha256 {actual}, but the manifest records {entry['sha256']}; "
+                            f"restore it with `git checkout -- {path}` or rebuild it with `{rebuild}`")
+    return path
+
+
+def load_mini_model(name: str, assets_dir: str | os.PathLike = ASSETS_DIR) -> nn.Module:
+    """The shipped, trained mini model ``name`` in float32 and eval mode, its hash verified."""
+    model = create_mini_model(name)
+    load_checkpoint(model, verified_asset(f"{name}.safetensors", assets_dir))
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, desc: str = "evaluate") -> dict:
+    """Top-1 accuracy (in %) of ``model`` on ``loader``, on the model's device."""
+    device = next(model.parameters()).device
+    model.eval()
+    correct = total = 0
+    for images, labels in progress(loader, desc=desc):
+        logits = model(images.to(device))
+        correct += (logits.argmax(1).cpu() == labels).sum().item()
+        total += labels.numel()
+    return {"top1": 100.0 * correct / max(total, 1), "n_images": total}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+# Recipes fixed per architecture: the CNNs like SGD with a one-cycle schedule, the ViT AdamW.
+# Epochs are sized to ~15 min each on a 2-core CPU. bf16 autocast speeds resnet18 and the ViT
+# up by 1.2-1.6x on a CPU with AVX-512 bf16, but slows MobileNetV2's depthwise convolutions.
+TRAIN_RECIPES = {
+    "resnet18": {"epochs": 14, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4,
+                 "bf16": True},
+    "mobilenetv2_100": {"epochs": 14, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "weight_decay": 4e-5,
+                        "bf16": False},
+    "deit_mini": {"epochs": 5, "batch_size": 128, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05,
+                  "bf16": True},
+}
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
+    """Random shifts by up to ``max_shift`` pixels (zero fill) and horizontal flips, per image."""
+    n, _, h, w = images.shape
+    padded = F.pad(images, (max_shift,) * 4)
+    shifts = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    out = torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(shifts.tolist())])
+    out[flips] = out[flips].flip(-1)
+    return out
+
+
+def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | None = None,
+               limit: int | None = None, threads: int | None = None) -> dict:
+    """Train mini model ``name`` on Fashion-MNIST train, save fp16 safetensors to ``out``.
+
+    Returns a summary with the test top-1 and the training time. ``limit`` trains on the
+    first images only (smoke runs); ``epochs`` overrides the recipe.
+    """
+    from .data import fashion_mnist, fashion_mnist_tensors, make_loader, normalize_mini
+
+    if name not in TRAIN_RECIPES:
+        raise unknown_name("mini model", name, TRAIN_RECIPES)
+    if threads:
+        torch.set_num_threads(threads)
+    recipe = dict(TRAIN_RECIPES[name], **({"epochs": epochs} if epochs else {}))
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = create_mini_model(name).to(memory_format=torch.channels_last)
+    images, labels = fashion_mnist_tensors("train")
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    batch_size = min(recipe["batch_size"], len(images))
+    steps_per_epoch = len(images) // batch_size
+    total_steps = recipe["epochs"] * steps_per_epoch
+    if recipe["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=recipe["lr"], momentum=0.9, nesterov=True,
+                                    weight_decay=recipe["weight_decay"])
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe["lr"], total_steps=total_steps,
+                                                   pct_start=0.15)
+    start = time.time()
+    losses = []
+    bar = progress(total=total_steps, desc=f"train {name}")
+    model.train()
+    for _ in range(recipe["epochs"]):
+        order = torch.randperm(len(images), generator=generator)
+        for step in range(steps_per_epoch):
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            x = normalize_mini(augment(images[batch], generator)).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe["bf16"]):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), labels[batch], label_smoothing=0.1)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"training {name} diverged at step {bar.n}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}")
+    bar.close()
+    train_seconds = time.time() - start
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    save_checkpoint(model, out)
+    reloaded = load_checkpoint(create_mini_model(name), out)  # measure what ships: the fp16 weights
+    metrics = evaluate(reloaded, make_loader(fashion_mnist("test"), batch_size=500), desc=f"test {name}")
+    return {"model": name, "seed": seed, **recipe, "train_seconds": round(train_seconds, 1),
+            "test_top1": metrics["top1"], "test_images": metrics["n_images"], "final_loss": losses[-1],
+            "first_loss": losses[0]}
