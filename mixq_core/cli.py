@@ -22,6 +22,18 @@ def _cmd_train_mini(args) -> dict:
     return {"out": str(out), **summary}
 
 
+def _cmd_evaluate(args) -> dict:
+    from .experiment import fp_top1
+
+    return fp_top1(args.profile, args.model, limit=args.limit, seed=args.seed, data_root=args.imagenet_val)
+
+
+def _cmd_reproduce(args) -> dict:
+    from .reproduce import reproduce
+
+    return reproduce(args.profile, notebooks=args.notebooks, skip_book=args.skip_book)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -33,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
     train.add_argument("--out", default=None, help="write here instead of assets/ (the manifest is then untouched)")
     train.set_defaults(run=_cmd_train_mini)
+
+    evaluate = commands.add_parser("evaluate", help="top-1 of a full-precision model on the profile's test data")
+    evaluate.add_argument("--profile", default="mini")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--limit", type=int, default=None, help="evaluate a fixed random subset of N images")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
+    evaluate.add_argument("--imagenet-val", default=None, help="ImageNet val folder (imagenet profile)")
+    evaluate.set_defaults(run=_cmd_evaluate)
+
+    reproduce = commands.add_parser("reproduce", help="execute the notebooks with papermill, then build the book")
+    reproduce.add_argument("--profile", default="mini")
+    reproduce.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (names or stems)")
+    reproduce.add_argument("--skip-book", action="store_true", help="execute the notebooks only")
+    reproduce.set_defaults(run=_cmd_reproduce)
     return parser
 
 

@@ -22,8 +22,8 @@ import gzip
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,6 +40,8 @@ FASHION_MNIST_FILES = {
 # Mean and std of the Fashion-MNIST training pixels (after padding to 32×32), in [0, 1].
 FASHION_MNIST_MEAN = 0.2190
 FASHION_MNIST_STD = 0.3318
+FASHION_MNIST_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
+                         "bag", "ankle boot")
 MINI_IMAGE_SIZE = 32
 NOISE_LABEL = -1
 
@@ -281,6 +283,23 @@ def subset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
     if n is None or n == len(dataset):
         return dataset
     return Subset(dataset, subset_indices(len(dataset), n, seed).tolist())
+
+
+def eval_dataset(profile: dict, model: torch.nn.Module | None = None, root: str | os.PathLike | None = None) -> Dataset:
+    """The real evaluation data of ``profile`` (its ``eval_data`` entry), prepared for ``model``.
+
+    ``root`` is the data folder where the source needs one (ImageNet val).
+    """
+    spec = dict(profile["eval_data"])
+    source = spec.pop("source")
+    if source == "imagenet-folder":
+        if root is None:
+            raise DatasetNotFoundError(f"profile {profile['name']!r} evaluates on ImageNet val: give its folder "
+                                       "(--imagenet-val PATH, holding val/<synset>/*.JPEG)")
+        spec.update(root=root, model=model)
+    elif root is not None:
+        spec["root"] = root
+    return load_source(source, **spec)
 
 
 def make_loader(dataset: Dataset, batch_size: int = 256, shuffle: bool = False, seed: int = 0,

@@ -28,6 +28,10 @@ class ChecksumError(MixQError, ValueError):
     """A shipped file's sha256 differs from the one its manifest records."""
 
 
+class WeightsUnavailableError(MixQError, OSError):
+    """Pretrained weights that cannot be loaded (offline, no local cache)."""
+
+
 class ConfigError(MixQError, ValueError):
     """A configuration value outside its accepted range."""
 

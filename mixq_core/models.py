@@ -15,15 +15,15 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import ChecksumError, DatasetNotFoundError, unknown_name
+from .errors import ChecksumError, DatasetNotFoundError, UnknownNameError, WeightsUnavailableError, unknown_name
 from .progress import progress
 
 ASSETS_DIR = Path(os.environ.get("MIXQ_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
@@ -134,12 +134,16 @@ def record_asset(file: str | os.PathLike, entry: dict, assets_dir: str | os.Path
     return manifest["files"][file.name]
 
 
-def verified_asset(filename: str, assets_dir: str | os.PathLike = ASSETS_DIR) -> Path:
-    """Path of a shipped file after checking it exists and its sha256 matches the manifest."""
+def verified_asset(filename: str, assets_dir: str | os.PathLike = ASSETS_DIR, rebuild: str | None = None) -> Path:
+    """Path of a shipped file after checking it exists and its sha256 matches the manifest.
+
+    ``rebuild`` is the command that remakes the file, named in the error when the manifest
+    has no entry to take it from.
+    """
     assets_dir = Path(assets_dir)
     entry = read_assets_manifest(assets_dir)["files"].get(filename)
     path = assets_dir / filename
-    rebuild = entry["command"] if entry else "the command in assets/manifest.json"
+    rebuild = entry["command"] if entry else (rebuild or "the command in assets/manifest.json")
     if entry is None or not path.exists():
         raise DatasetNotFoundError(f"shipped file {path} is missing or not in {assets_dir / MANIFEST_NAME}; "
                                    f"restore it from git or rebuild it with `{rebuild}`")
@@ -153,8 +157,30 @@ def verified_asset(filename: str, assets_dir: str | os.PathLike = ASSETS_DIR) ->
 def load_mini_model(name: str, assets_dir: str | os.PathLike = ASSETS_DIR) -> nn.Module:
     """The shipped, trained mini model ``name`` in float32 and eval mode, its hash verified."""
     model = create_mini_model(name)
-    load_checkpoint(model, verified_asset(f"{name}.safetensors", assets_dir))
+    load_checkpoint(model, verified_asset(f"{name}.safetensors", assets_dir, rebuild=f"mixq train-mini {name}"))
     return model.eval()
+
+
+def load_model(profile: dict, name: str) -> nn.Module:
+    """The full-precision model ``name`` of ``profile`` in eval mode.
+
+    ``weights: assets`` loads the shipped, hash-checked mini checkpoints; ``weights:
+    timm-pretrained`` asks timm for its pretrained tag (network or local cache needed).
+    """
+    if name not in profile["models"]:
+        raise UnknownNameError(f"unknown model {name!r} for profile {profile['name']!r}; "
+                               f"accepted: {', '.join(profile['models'])}")
+    if profile["weights"] == "assets":
+        return load_mini_model(name)
+    import timm
+
+    try:
+        return timm.create_model(name, pretrained=True).eval()
+    except (OSError, RuntimeError, ValueError) as exc:  # hub unreachable and nothing in the local cache
+        raise WeightsUnavailableError(
+            f"could not load timm's pretrained weights for {name!r} ({type(exc).__name__}); they are downloaded "
+            "from the Hugging Face hub on first use: go online once, or fill the hub cache (HF_HOME) by hand"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- evaluation

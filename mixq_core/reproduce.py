@@ -1,0 +1,85 @@
+"""The main job: execute the notebooks with papermill, then build the book with jupyter-book.
+
+Executed notebooks go to ``executed/`` (the book's table of contents points there), so the
+committed notebooks stay clean. A notebook that fails is reported by name with its error;
+the others still run, the book is still built, and the command exits non-zero.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import MixQError, unknown_name
+from .profiles import load_profile
+from .progress import progress
+
+NOTEBOOK_DIR = Path("notebooks")
+EXECUTED_DIR = Path("executed")
+
+
+class ReproduceError(MixQError):
+    """One or more notebooks (or the book build) failed; the message names them."""
+
+
+def list_notebooks(selection: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The notebooks to run, in name order; ``selection`` holds names or stems to keep."""
+    available = sorted(notebook_dir.glob("*.ipynb"))
+    if not selection:
+        return available
+    by_key = {key: p for p in available for key in (p.name, p.stem)}
+    missing = [s for s in selection if s not in by_key]
+    if missing:
+        raise unknown_name("notebook", missing[0], [p.stem for p in available])
+    return [by_key[s] for s in selection]
+
+
+def execute_notebook(path: Path, parameters: dict, out_dir: Path = EXECUTED_DIR) -> str | None:
+    """Run one notebook with papermill into ``out_dir``; return None on success, else the error text."""
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=parameters,
+                                   kernel_name="python3", cwd=str(Path.cwd()), progress_bar=False)
+    except Exception as exc:  # papermill wraps the notebook's own exception; report it, go on
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    return None
+
+
+def build_book(root: Path = Path(".")) -> str | None:
+    """``jupyter-book build`` of the repository root; None on success, else the tail of its log."""
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", str(root)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return (done.stdout + done.stderr)[-2000:]
+    return None
+
+
+def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_book: bool = False) -> dict:
+    """Execute the selected notebooks with ``profile`` as parameter, then build the book."""
+    load_profile(profile)  # fail fast on an unknown profile, before any notebook runs
+    failures: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for path in progress(list_notebooks(notebooks), desc="notebooks"):
+        start = time.time()
+        error = execute_notebook(path, {"profile": profile})
+        seconds[path.stem] = round(time.time() - start, 1)
+        status = "ok" if error is None else f"FAILED: {error}"
+        print(f"[reproduce] {path.name}: {status} ({seconds[path.stem]} s)", file=sys.stderr)
+        if error is not None:
+            failures[path.stem] = error
+    book = None
+    if not skip_book:
+        error = build_book()
+        if error is not None:
+            failures["book"] = error
+        else:
+            book = str(Path("_build/html/index.html").resolve())
+            print(f"[reproduce] book: {book}", file=sys.stderr)
+    if failures:
+        raise ReproduceError("failed: " + "; ".join(f"{name}: {err}" for name, err in failures.items()))
+    return {"profile": profile, "notebook_seconds": seconds, "book": book}

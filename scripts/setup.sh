@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Create or reuse the virtual environment in $VENV (default .venv) and install what MixQ needs:
+# PyTorch (pinned; skipped where MIXQ_KEEP_TORCH=1, e.g. conda or Colab users with their own torch),
+# the package with its dev and book extras, and Fashion-MNIST from Debian where apt-get can get it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_PINS="torch==2.14.1 torchvision==0.29.1"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+
+stamp="$VENV/.mixq-installed"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "[setup] $VENV is up to date"
+else
+  if [ "${MIXQ_KEEP_TORCH:-0}" = "1" ]; then
+    echo "[setup] keeping the installed torch (MIXQ_KEEP_TORCH=1)"
+  else
+    echo "[setup] installing $TORCH_PINS"
+    pip install $TORCH_PINS
+  fi
+  echo "[setup] installing mixq-core with the dev and book extras"
+  pip install -e ".[dev,book]"
+  "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+  echo "$want" > "$stamp"
+fi
+
+fmnist=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+if [ ! -f "$fmnist" ] && [ -z "${MIXQ_FASHION_MNIST:-}" ] && command -v apt-get >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = "0" ] || sudo="sudo -n"
+  echo "[setup] installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
+  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; }; then
+    echo "[setup] could not install dataset-fashion-mnist; MixQ will try torchvision's download" >&2
+  fi
+fi

@@ -1,0 +1,114 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mixq_core import models
+from mixq_core.data import fashion_mnist, make_loader, subset
+from mixq_core.errors import ChecksumError, DatasetNotFoundError, UnknownNameError
+
+SHIPPED = sorted(models.MINI_MODELS)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_mini_models_forward_and_backward(name):
+    model = models.create_mini_model(name)
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_unknown_mini_model_names_the_accepted_ones():
+    with pytest.raises(UnknownNameError, match="accepted: deit_mini, mobilenetv2_100, resnet18"):
+        models.create_mini_model("vgg16")
+
+
+def test_checkpoint_round_trip_is_exact_in_fp16(tmp_path):
+    torch.manual_seed(0)
+    model = models.create_mini_model("resnet18")
+    model.layer1[0].bn1.running_mean.normal_()  # buffers travel too
+    models.save_checkpoint(model, tmp_path / "m.safetensors")
+    assert not list(tmp_path.glob(".m.safetensors.*"))  # no temporary file left behind
+    reloaded = models.load_checkpoint(models.create_mini_model("resnet18"), tmp_path / "m.safetensors")
+    for (key, a), b in zip(model.state_dict().items(), reloaded.state_dict().values(), strict=True):
+        expected = a.half().float() if a.is_floating_point() else a
+        assert torch.equal(b, expected), key
+
+
+def test_shipped_files_match_their_manifest_hashes():
+    manifest = models.read_assets_manifest()
+    for name in SHIPPED:
+        assert f"{name}.safetensors" in manifest["files"], name
+    for filename, entry in manifest["files"].items():
+        assert models.sha256_of(models.ASSETS_DIR / filename) == entry["sha256"], filename
+        assert entry["command"].startswith("mixq ")
+
+
+def test_shipped_models_fit_the_size_budget():
+    total = sum((models.ASSETS_DIR / f"{name}.safetensors").stat().st_size for name in SHIPPED)
+    assert total <= 40 * 2**20
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_reaches_its_manifest_accuracy(name):
+    entry = models.read_assets_manifest()["files"][f"{name}.safetensors"]
+    model = models.load_mini_model(name)
+    metrics = models.evaluate(model, make_loader(subset(fashion_mnist("test"), 2000, seed=0), batch_size=500))
+    assert metrics["n_images"] == 2000
+    assert abs(metrics["top1"] - entry["test_top1"]) <= 1.0, (metrics["top1"], entry["test_top1"])
+
+
+def _copy_assets(tmp_path, name="resnet18"):
+    shutil.copy(models.ASSETS_DIR / f"{name}.safetensors", tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(models.read_assets_manifest()))
+    return tmp_path
+
+
+def test_tampered_checkpoint_is_refused(tmp_path):
+    assets = _copy_assets(tmp_path)
+    with open(assets / "resnet18.safetensors", "r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ChecksumError, match="sha256 .* but the manifest records"):
+        models.load_mini_model("resnet18", assets_dir=assets)
+
+
+def test_missing_checkpoint_names_the_rebuild_command(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="mixq train-mini resnet18"):
+        models.load_mini_model("resnet18", assets_dir=tmp_path)
+
+
+def test_training_smoke_run_lowers_the_loss(tmp_path):
+    summary = models.train_mini("resnet18", tmp_path / "r.safetensors", epochs=2, limit=512)
+    assert summary["final_loss"] < summary["first_loss"]
+    assert (tmp_path / "r.safetensors").exists() and summary["test_images"] == 10_000
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "mixq_core.cli", *args], capture_output=True, text=True,
+                          env={**__import__("os").environ, "MIXQ_QUIET": "1"})
+
+
+def test_cli_evaluate_prints_one_json_line():
+    done = run_cli("evaluate", "--profile", "mini", "--model", "resnet18", "--limit", "500")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["model"] == "resnet18" and result["n_images"] == 500 and 80 < result["top1"] <= 100
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "--model", "vgg16"], "unknown model 'vgg16' for profile 'mini'; accepted: resnet18"),
+    (["evaluate", "--profile", "cifar", "--model", "resnet18"], "unknown profile 'cifar'; accepted: imagenet, mini"),
+    (["evaluate", "--profile", "imagenet", "--model", "resnet18", "--imagenet-val", "/nonexistent"],
+     "could not load timm's pretrained weights for 'resnet18'"),
+])
+def test_cli_errors_are_one_message_without_traceback(args, message):
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and done.stderr.startswith("mixq evaluate: error:")
+    assert message in done.stderr

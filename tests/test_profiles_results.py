@@ -1,0 +1,86 @@
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from mixq_core import experiment, results
+from mixq_core.errors import UnknownNameError
+from mixq_core.models import MINI_MODELS
+from mixq_core.profiles import PROFILE_NAMES, load_profile
+from mixq_core.reproduce import ReproduceError, list_notebooks, reproduce
+
+REQUIRED_KEYS = {"dataset", "vocabulary", "models", "weights", "eval_data", "eval_batch_size", "generator", "steps",
+                 "guidance", "resolution", "n_calib"}
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_profiles_parse_and_name_existing_models(name):
+    import timm
+
+    profile = load_profile(name)
+    assert REQUIRED_KEYS <= profile.keys()
+    known = set(MINI_MODELS) if profile["weights"] == "assets" else set(timm.list_models(pretrained=False))
+    assert set(profile["models"]) <= known
+
+
+def test_expected_profiles_exist_and_unknown_one_is_refused():
+    assert {"mini", "smoke", "imagenet"} <= set(PROFILE_NAMES)
+    with pytest.raises(UnknownNameError, match="accepted: imagenet, mini"):
+        load_profile("cifar")
+
+
+def test_config_hash_ignores_key_order_and_sees_values():
+    assert results.config_hash({"a": 1, "b": [1, 2]}) == results.config_hash({"b": [1, 2], "a": 1})
+    assert results.config_hash({"a": 1}) != results.config_hash({"a": 2})
+
+
+def test_record_round_trip_carries_provenance(tmp_path):
+    path = results.save_record("fp", {"model": "m"}, {"top1": 91.5}, tmp_path)
+    record = json.loads(path.read_text())
+    assert record["metrics"] == {"top1": 91.5} and record["config_hash"] == path.stem
+    assert {"torch", "timm", "git_commit", "time_utc"} <= record["provenance"].keys()
+    assert results.load_records("fp", tmp_path) == [record]
+    assert results.load_record("fp", {"model": "other"}, tmp_path) is None
+
+
+def test_fp_evaluation_reuses_its_record_unless_forced(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_top1(profile, model, limit, seed):
+        calls.append(model)
+        return {"top1": 50.0 + len(calls), "n_images": 10}
+
+    monkeypatch.setattr(experiment, "fp_top1", fake_top1)
+    first = experiment.run_fp_evaluation("smoke", "resnet18", results_dir=tmp_path)
+    again = experiment.run_fp_evaluation("smoke", "resnet18", results_dir=tmp_path)
+    assert len(calls) == 1 and again == first
+    forced = experiment.run_fp_evaluation("smoke", "resnet18", force=True, results_dir=tmp_path)
+    assert len(calls) == 2 and forced["metrics"]["top1"] == 52.0
+
+
+def _notebook(path, source):
+    cells = [new_code_cell("profile = 'x'", metadata={"tags": ["parameters"]}), new_code_cell(source)]
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "P",
+                                                                      "language": "python"}}), path)
+
+
+def test_reproduce_reports_the_failed_notebook_and_runs_the_others(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    _notebook(tmp_path / "notebooks" / "01_fails.ipynb", "raise RuntimeError('boom in cell')")
+    _notebook(tmp_path / "notebooks" / "02_works.ipynb", "open('ran.txt', 'w').write(profile)")
+    with pytest.raises(ReproduceError, match="01_fails: .*boom in cell") as info:
+        reproduce("smoke", skip_book=True)
+    assert "02_works" not in str(info.value)
+    assert (tmp_path / "ran.txt").read_text() == "smoke"  # the papermill parameter reached the notebook
+    assert (tmp_path / "executed" / "02_works.ipynb").exists()
+
+
+def test_unknown_notebook_names_the_available_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    _notebook(tmp_path / "notebooks" / "00_a.ipynb", "1")
+    assert [p.stem for p in list_notebooks(["00_a"])] == ["00_a"]
+    with pytest.raises(UnknownNameError, match="accepted: 00_a"):
+        list_notebooks(["99_b"])
