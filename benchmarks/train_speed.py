@@ -1,0 +1,52 @@
+"""Training speed of the mini models on this machine: steps/s and the projected time of a full recipe.
+
+    python benchmarks/train_speed.py [--steps 30]
+
+Runs a few training steps of each recipe (same batch size, autocast and memory format as
+`mixq train-mini`) on random data and prints one row per model. Run it on an otherwise idle
+machine: the time recorded in assets/manifest.json is the wall time of the real run, whatever
+else shared the CPU then.
+"""
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from mixq_core.models import TRAIN_RECIPES, create_mini_model
+
+TRAIN_IMAGES = 60_000
+
+
+def steps_per_second(name: str, steps: int) -> float:
+    recipe = TRAIN_RECIPES[name]
+    model = create_mini_model(name).to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    x = torch.randn(recipe["batch_size"], 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (recipe["batch_size"],))
+    for i in range(steps + 3):  # 3 warm-up steps
+        if i == 3:
+            start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe["bf16"]):
+            loss = F.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'model':<16} {'steps/s':>8} {'epochs':>6} {'projected min':>13}")
+    for name, recipe in TRAIN_RECIPES.items():
+        rate = steps_per_second(name, args.steps)
+        total_steps = recipe["epochs"] * (TRAIN_IMAGES // recipe["batch_size"])
+        print(f"{name:<16} {rate:8.2f} {recipe['epochs']:6d} {total_steps / rate / 60:13.1f}")
+
+
+if __name__ == "__main__":
+    main()
