@@ -3,6 +3,8 @@
 The public API, re-exported by name. Submodules hold the rest.
 """
 
+from .analysis import diversity_metrics as diversity_metrics
+from .analysis import score_synthetic as score_synthetic
 from .data import eval_dataset as eval_dataset
 from .data import fashion_mnist as fashion_mnist
 from .data import load_source as load_source
@@ -15,6 +17,14 @@ from .models import evaluate as evaluate
 from .models import load_mini_model as load_mini_model
 from .models import load_model as load_model
 from .profiles import load_profile as load_profile
+from .prompts import PromptConfig as PromptConfig
+from .prompts import load_vocabulary as load_vocabulary
+from .prompts import make_prompts as make_prompts
+from .quant import QuantConfig as QuantConfig
+from .quant import quantize as quantize
 from .results import load_records as load_records
+from .synthesis import load_pipeline as load_pipeline
+from .synthesis import synthesize as synthesize
+from .synthesis import synthesize_set as synthesize_set
 
 __version__ = "0.1.0"

@@ -25,6 +25,14 @@ def _cmd_train_mini(args) -> dict:
 def _cmd_evaluate(args) -> dict:
     from .experiment import fp_top1
 
+    if args.data:  # a synthetic set: agreement with the prompted classes
+        from .analysis import score_synthetic
+        from .models import load_model
+        from .profiles import load_profile
+
+        model = load_model(load_profile(args.profile), args.model)
+        return {"model": args.model, "profile": args.profile, "data": args.data,
+                **score_synthetic(model, args.data, topk=args.topk)}
     return fp_top1(args.profile, args.model, limit=args.limit, seed=args.seed, data_root=args.imagenet_val)
 
 
@@ -32,6 +40,64 @@ def _cmd_reproduce(args) -> dict:
     from .reproduce import reproduce
 
     return reproduce(args.profile, notebooks=args.notebooks, skip_book=args.skip_book)
+
+
+def _filter_model(profile: dict, name: str):
+    """The full-precision model whose energy score filters a genq set, and the transform feeding it."""
+    from .data import imagenet_eval_transform, mini_image_transform
+    from .models import load_model
+
+    model = load_model(profile, name)
+    return model, mini_image_transform if profile["weights"] == "assets" else imagenet_eval_transform(model)
+
+
+def _cmd_synthesize(args) -> dict:
+    from .profiles import load_profile
+    from .prompts import PromptConfig
+    from .synthesis import parse_shard, synthesize_set
+
+    profile = load_profile(args.profile)
+    config = PromptConfig(
+        strategy=args.strategy, n=args.n or profile["n_synth"], vocabulary=profile["vocabulary"], k=args.k,
+        seed=args.seed, templates=tuple(args.template or ()), partners=args.partners, alpha=args.alpha,
+        classes=tuple(c.strip() for c in args.classes.split(",")) if args.classes else None,
+        overgenerate=args.overgenerate, allow_unbalanced=args.allow_unbalanced)
+    model, transform = _filter_model(profile, args.model) if args.model else (None, None)
+    return synthesize_set(
+        config, args.out, generator=args.generator or profile["generator"], steps=args.steps or profile["steps"],
+        guidance=profile["guidance"] if args.guidance is None else args.guidance,
+        resolution=args.resolution or profile["resolution"], device=args.device, dtype=args.dtype,
+        batch_size=args.batch_size, shard=parse_shard(args.shard), filter_model=model, filter_model_name=args.model,
+        **({"transform": transform} if transform else {}))
+
+
+def _cmd_quantize(args) -> dict:
+    from .data import eval_dataset, make_loader, subset
+    from .models import atomic_write, evaluate, load_model
+    from .profiles import load_profile
+    from .quant import QuantConfig, calibration_dataset, quantize
+
+    profile = load_profile(args.profile)
+    overrides = {"iters": args.iters, "batch_size": args.batch_size}
+    config = QuantConfig(w_bits=args.w_bits, a_bits=args.a_bits, method=args.method, seed=args.seed,
+                         compile=not args.no_compile, **{k: v for k, v in overrides.items() if v is not None})
+    calib = calibration_dataset(args.data, profile, n=args.n_calib or profile["n_calib"], seed=args.seed)
+    model = load_model(profile, args.model)
+    # The evaluation subset is fixed (seed 0), so runs with different seeds are compared on the same images.
+    test = make_loader(subset(eval_dataset(profile, model), args.limit or profile.get("eval_limit"), seed=0),
+                       batch_size=profile["eval_batch_size"])
+    fp_top1 = evaluate(model, test, desc=f"eval {args.model}")["top1"]
+    qmodel, trace = quantize(model, config, make_loader(calib, batch_size=256))
+    metrics = evaluate(qmodel, test, desc=f"eval {args.model} W{args.w_bits}A{args.a_bits}")
+    if args.trace:  # written only after a successful run, atomically
+        atomic_write(args.trace, lambda tmp: Path(tmp).write_text(trace.to_json()))
+    units = [{"name": u.name, "kind": u.kind, "iters_per_second": round(u.iters_per_second, 2),
+              "loss_before": u.loss_before, "loss_after": u.loss_after} for u in trace.units]
+    return {"profile": args.profile, "model": args.model, "data": args.data, "method": config.method,
+            "w_bits": config.w_bits, "a_bits": config.a_bits, "iters": config.iters, "seed": config.seed,
+            "n_calib": trace.n_calib, "n_eval": metrics["n_images"], "top1": metrics["top1"], "fp_top1": fp_top1,
+            "drop": round(fp_top1 - metrics["top1"], 2), "seconds": round(trace.seconds, 1),
+            "calibration_seconds": round(trace.calibration_seconds, 1), "units": units}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate a fixed random subset of N images")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
     evaluate.add_argument("--imagenet-val", default=None, help="ImageNet val folder (imagenet profile)")
+    evaluate.add_argument("--data", default=None, help="score on a synthetic set folder against its prompts instead")
+    evaluate.add_argument("--topk", type=int, default=2, help="with --data: k of the all/any-in-top-k shares")
     evaluate.set_defaults(run=_cmd_evaluate)
 
     reproduce = commands.add_parser("reproduce", help="execute the notebooks with papermill, then build the book")
@@ -59,6 +127,47 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (names or stems)")
     reproduce.add_argument("--skip-book", action="store_true", help="execute the notebooks only")
     reproduce.set_defaults(run=_cmd_reproduce)
+
+    synth = commands.add_parser("synthesize", help="generate a calibration set with a text-to-image generator")
+    synth.add_argument("--profile", default="mini", help="mini (offline, CPU) or imagenet")
+    synth.add_argument("--strategy", required=True, help="single, mixup, mixup-embed or genq")
+    synth.add_argument("--n", type=int, default=None, help="images in the set (default: the profile's)")
+    synth.add_argument("--out", required=True, help="set folder; a rerun resumes it, another config is refused")
+    synth.add_argument("--k", type=int, default=None, help="classes per prompt (mixup strategies; default 2)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--model", default=None, help="genq: the full-precision model whose energy filters")
+    synth.add_argument("--partners", default="random", help="mixup partners: random, near or far (text similarity)")
+    synth.add_argument("--alpha", type=float, default=1.0, help="mixup-embed: Dirichlet concentration")
+    synth.add_argument("--overgenerate", type=int, default=2, help="genq: candidates per kept image")
+    synth.add_argument("--classes", default=None, help="comma-separated class names or ids to draw from")
+    synth.add_argument("--template", action="append", default=None,
+                       help="prompt template with {c1}..{ck} (repeatable; one drawn per prompt)")
+    synth.add_argument("--allow-unbalanced", action="store_true", help="accept n not a multiple of the classes")
+    synth.add_argument("--generator", default=None, help="pipeline name, hub id or folder (default: the profile's)")
+    synth.add_argument("--steps", type=int, default=None)
+    synth.add_argument("--guidance", type=float, default=None)
+    synth.add_argument("--resolution", type=int, default=None)
+    synth.add_argument("--batch-size", type=int, default=8)
+    synth.add_argument("--shard", default="0/1", help="i/n: generate every n-th image from the i-th")
+    synth.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    synth.add_argument("--dtype", default=None, help="float16, bfloat16 or float32 (default: fp16 on cuda)")
+    synth.set_defaults(run=_cmd_synthesize)
+
+    quant = commands.add_parser("quantize", help="PTQ of a model, calibrated on real, noise or synthetic images")
+    quant.add_argument("--profile", default="mini")
+    quant.add_argument("--model", required=True)
+    quant.add_argument("--w-bits", type=int, default=4)
+    quant.add_argument("--a-bits", type=int, default=4)
+    quant.add_argument("--data", default="real", help="real, noise, or the folder of a synthetic set")
+    quant.add_argument("--method", default="qdrop", help="rtn, adaround, brecq or qdrop")
+    quant.add_argument("--iters", type=int, default=None, help="steps per block (default: QDrop's 20000)")
+    quant.add_argument("--batch-size", type=int, default=None, help="calibration images per step (default 32)")
+    quant.add_argument("--n-calib", type=int, default=None, help="calibration images (default: the profile's)")
+    quant.add_argument("--seed", type=int, default=0)
+    quant.add_argument("--limit", type=int, default=None, help="evaluate a fixed random subset of N test images")
+    quant.add_argument("--trace", default=None, help="write the reconstruction trace (JSON) to this file")
+    quant.add_argument("--no-compile", action="store_true", help="run AdaRound eagerly (no torch.compile)")
+    quant.set_defaults(run=_cmd_quantize)
     return parser
 
 

@@ -112,3 +112,21 @@ def test_cli_errors_are_one_message_without_traceback(args, message):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.startswith("mixq evaluate: error:")
     assert message in done.stderr
+
+
+def test_cli_evaluate_scores_a_synthetic_set_against_its_prompts(tmp_path):
+    from PIL import Image
+
+    from mixq_core.data import fashion_mnist_tensors
+
+    images, labels = fashion_mnist_tensors("test")
+    (tmp_path / "images").mkdir()
+    lines = []
+    for i in range(40):  # real test images standing in for generated ones, prompted with their true class
+        Image.fromarray(images[i, 0].numpy()).save(tmp_path / "images" / f"{i:04d}.png")
+        lines.append(json.dumps({"file": f"images/{i:04d}.png", "classes": [int(labels[i])]}))
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    done = run_cli("evaluate", "--model", "resnet18", "--data", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["n_images"] == 40 and result["top1"] >= 85 and result["data"] == str(tmp_path)

@@ -11,7 +11,7 @@ from mixq_core.profiles import PROFILE_NAMES, load_profile
 from mixq_core.reproduce import ReproduceError, list_notebooks, reproduce
 
 REQUIRED_KEYS = {"dataset", "vocabulary", "models", "weights", "eval_data", "eval_batch_size", "generator", "steps",
-                 "guidance", "resolution", "n_calib"}
+                 "guidance", "resolution", "n_calib", "n_synth"}
 
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)

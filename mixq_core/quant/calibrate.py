@@ -1,0 +1,75 @@
+"""Observer calibration: the initial step and zero point of every quantizer.
+
+Weights are calibrated from the weights alone. Activations are calibrated in one forward pass
+of the fake-quantized model over a batch of calibration images: each quantizer sets its range
+from what reaches it and quantizes straight away, so a quantizer downstream sees the quantization
+error of everything upstream, as it will at inference (BRECQ and QDrop calibrate the same way).
+This is all that round-to-nearest (``method="rtn"``) does.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from .modules import activation_quantizers, quant_layers
+
+
+@torch.no_grad()
+def calibrate_weights(model: nn.Module) -> None:
+    """Initialise each layer's per-channel weight quantizer from its (folded) float weight."""
+    for layer in quant_layers(model):
+        layer.weight_quantizer.initialize(layer.weight)
+
+
+@torch.no_grad()
+def calibrate_activations(model: nn.Module, images: torch.Tensor) -> None:
+    """Initialise every activation quantizer in one forward pass over ``images`` (weights quantized).
+
+    Quantizers that the forward pass does not reach stay uninitialised (they pass values through);
+    a warning names how many.
+    """
+    quantizers = activation_quantizers(model)
+    for quantizer in quantizers:
+        quantizer.initialized = False
+        quantizer.calibrating = True
+    model(images)
+    unreached = [q for q in quantizers if not q.initialized]
+    for quantizer in unreached:
+        quantizer.calibrating = False
+    if unreached:
+        warnings.warn(f"{len(unreached)} activation quantizers were not reached by the forward pass and stay "
+                      "in float", stacklevel=2)
+
+
+def calibration_dataset(data: str, profile: dict, n: int, seed: int = 0):
+    """The calibration images named by ``data``, as a dataset of ``(image, label)``.
+
+    Args:
+        data: ``real`` (``n`` images of the profile's real training data, a fixed subset for ``seed``),
+            ``noise`` (``n`` Gaussian images) or the folder of a synthetic set (at most ``n`` of its images).
+        profile: a profile mapping (:func:`mixq_core.profiles.load_profile`).
+        n: number of images (QDrop's default is 1024).
+        seed: picks the subset and the noise.
+    """
+    from pathlib import Path
+
+    from ..data import load_source, noise, subset, synthetic_folder
+    from ..errors import ConfigError
+
+    if data == "noise":
+        return noise(n=n, size=profile.get("image_size", 224), seed=seed)
+    if data == "real":
+        if profile["dataset"] != "fashion-mnist":
+            raise ConfigError(f"--data real is available where the training split ships with the package "
+                              f"(fashion-mnist); profile {profile['name']!r} uses {profile['dataset']!r}: "
+                              "give the folder of a calibration set instead")
+        return subset(load_source(profile["dataset"], split="train"), n, seed)
+    folder = Path(data)
+    if not folder.is_dir():
+        raise ConfigError(f"calibration data must be 'real', 'noise' or the folder of a synthetic set "
+                          f"(made by `mixq synthesize`); {data!r} is none of these")
+    dataset = synthetic_folder(folder)
+    return subset(dataset, min(n, len(dataset)), seed)
