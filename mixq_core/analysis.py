@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data import ImageFolderDataset, mini_image_transform, read_manifest
+from .data import manifest_dataset, mini_image_transform, read_manifest
 from .errors import ConfigError, DatasetLayoutError
 from .progress import progress
 
@@ -109,18 +108,6 @@ def diversity_metrics(model: nn.Module, data: Dataset | DataLoader, batch_size: 
     }
 
 
-def manifest_images(folder: str | os.PathLike, entries: list[dict], transform: Callable) -> ImageFolderDataset:
-    """The images named by manifest ``entries`` of ``folder``, labelled by their first class."""
-    folder = Path(folder)
-    items = []
-    for entry in entries:
-        path = folder / entry["file"]
-        if not path.exists():
-            raise DatasetLayoutError(f"{folder} manifest names {entry['file']}, which is missing")
-        items.append((path, int(entry["classes"][0])))
-    return ImageFolderDataset(items, transform)
-
-
 def score_synthetic(model: nn.Module, folder: str | os.PathLike, topk: int = 2,
                     transform: Callable | None = None, batch_size: int = 256) -> dict:
     """Agreement of ``model`` with the prompts of the synthetic set in ``folder``.
@@ -139,7 +126,7 @@ def score_synthetic(model: nn.Module, folder: str | os.PathLike, topk: int = 2,
     entries = read_manifest(folder)
     if not entries:
         raise DatasetLayoutError(f"{folder} has an empty manifest")
-    dataset = manifest_images(folder, entries, transform or mini_image_transform)
+    dataset = manifest_dataset(folder, entries, transform or mini_image_transform)
     logits, _ = logits_and_features(model, _loader(dataset, batch_size), desc="score")
     top = logits.topk(min(topk, logits.shape[1]), dim=1).indices.tolist()
     first = sum(int(entry["classes"][0]) == row[0] for entry, row in zip(entries, top, strict=True))

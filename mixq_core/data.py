@@ -223,11 +223,9 @@ def read_manifest(folder: str | os.PathLike) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-@register_source("synthetic")
-def synthetic_folder(root: str | os.PathLike, transform: Callable = mini_image_transform) -> ImageFolderDataset:
-    """A generated set: each manifest line names its ``file`` and prompted ``classes``; label = first class."""
+def manifest_dataset(root: str | os.PathLike, records: list[dict], transform: Callable) -> ImageFolderDataset:
+    """The images that manifest ``records`` of set ``root`` name, labelled by their first prompted class."""
     root = Path(root)
-    records = read_manifest(root)
     items = []
     for line_number, record in enumerate(records, start=1):
         if "file" not in record or not record.get("classes"):
@@ -240,6 +238,12 @@ def synthetic_folder(root: str | os.PathLike, transform: Callable = mini_image_t
             raise DatasetLayoutError(f"{root / MANIFEST_NAME} line {line_number} names {path}, which is missing")
         items.append((path, int(record["classes"][0])))
     return ImageFolderDataset(items, transform)
+
+
+@register_source("synthetic")
+def synthetic_folder(root: str | os.PathLike, transform: Callable = mini_image_transform) -> ImageFolderDataset:
+    """A generated set: each manifest line names its ``file`` and prompted ``classes``; label = first class."""
+    return manifest_dataset(root, read_manifest(root), transform)
 
 
 # ----------------------------------------------------------------------------- noise

@@ -500,14 +500,15 @@ def filter_by_energy(out_dir: str | os.PathLike, model: torch.nn.Module, quotas:
     """
     from torch.utils.data import DataLoader
 
-    from .analysis import energy_score, logits_and_features, manifest_images
+    from .analysis import energy_score, logits_and_features
+    from .data import manifest_dataset
 
     out_dir = Path(out_dir)
     candidates_path = out_dir / CANDIDATES_NAME
     if not candidates_path.exists():
         raise DatasetLayoutError(f"{out_dir} has no {CANDIDATES_NAME}: synthesize the candidates first")
     entries = _read_jsonl(candidates_path)
-    loader = DataLoader(manifest_images(out_dir, entries, transform), batch_size=batch_size)
+    loader = DataLoader(manifest_dataset(out_dir, entries, transform), batch_size=batch_size)
     logits, _ = logits_and_features(model, loader, desc="energy")
     energies = energy_score(logits, temperature).tolist()
     kept = lowest_energy([int(e["classes"][0]) for e in entries], energies, quotas)
