@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup reproduce test lint
+.PHONY: setup reproduce test lint check-book
 
 setup:
 	VENV=$(VENV) bash scripts/setup.sh
@@ -14,6 +14,12 @@ reproduce: setup
 test: setup
 	$(BIN)/ruff check .
 	MIXQ_QUIET=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	# Every notebook on the tiny `smoke` profile, then the book with warnings as errors.
+	MIXQ_QUIET=1 MIXQ_RESULTS=results/smoke $(BIN)/mixq reproduce --profile smoke --strict
+
+# Open every page of the built book in headless Chromium: missing images, broken links, console errors.
+check-book: setup
+	$(BIN)/python scripts/check_book.py --html _build/html --screenshots _build/screenshots
 
 lint: setup
 	$(BIN)/ruff check .

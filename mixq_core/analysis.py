@@ -4,6 +4,8 @@
   (``mixq evaluate --data DIR``)?
 - :func:`diversity_metrics`: how varied a set looks to the model: mean prediction entropy,
   coverage of its top-1 classes, spread of its penultimate features.
+- :func:`frechet_distance`: distance between two sets of features, each modelled as a
+  Gaussian (FID's formula, here in a classifier's penultimate features).
 - :func:`energy_score`: the free energy ``E(x) = -T·logsumexp(f(x)/T)`` that the GenQ
   baseline filters on (low energy: the model finds the image in-distribution).
 
@@ -27,6 +29,28 @@ from .progress import progress
 def energy_score(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Free energy per row of ``logits`` ``(N, C)``: ``-T·logsumexp(logits / T)`` → ``(N,)``."""
     return -temperature * torch.logsumexp(logits.float() / temperature, dim=1)
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance of Gaussians fitted to feature rows ``a`` ``(N, D)`` and ``b`` ``(M, D)``.
+
+    ``|μa − μb|² + tr(Σa + Σb − 2 (Σa Σb)^½)``; the trace of the matrix square root is the sum
+    of the square roots of the eigenvalues of ``Σa^½ Σb Σa^½`` (symmetric, so stable).
+    """
+    import numpy as np
+    from scipy import linalg
+
+    if a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise ConfigError(f"frechet_distance needs two sets of ≥ 2 rows of equal width, got {tuple(a.shape)} "
+                          f"and {tuple(b.shape)}")
+    a, b = a.double().numpy(), b.double().numpy()
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root_a = linalg.sqrtm(cov_a).real
+    middle = root_a @ cov_b @ root_a
+    eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2).clip(min=0)
+    trace = np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(eigenvalues).sum()
+    return float(((mean_a - mean_b) ** 2).sum() + trace)
 
 
 def _classifier_layer(model: nn.Module) -> nn.Module:

@@ -22,6 +22,40 @@ def _cmd_train_mini(args) -> dict:
     return {"out": str(out), **summary}
 
 
+def _cmd_train_mini_generator(args) -> dict:
+    from .generator import MINI_GENERATOR_DIR, GeneratorRecipe, train_generator
+    from .models import record_asset
+
+    recipe = GeneratorRecipe(**{k: v for k, v in (("vae_steps", args.vae_steps), ("unet_steps", args.unet_steps),
+                                                  ("pair_share", args.pair_share)) if v is not None})
+    out = Path(args.out) if args.out else MINI_GENERATOR_DIR
+    work = Path(args.work) if args.work else out.with_name(f".{out.name}.training")
+    summary = train_generator(out, work, seed=args.seed, recipe=recipe, limit=args.limit, vae_from=args.vae_from)
+    if args.out is None:  # only the shipped location is recorded in the shipped manifest
+        command = "mixq train-mini-generator " + " ".join(shlex.quote(a) for a in args.argv)
+        for file in summary["files"]:
+            record_asset(file, {"command": command.strip(), "component": Path(file).parent.name,
+                                **{k: v for k, v in summary.items() if k != "files"}})
+    return {"out": str(out), **summary}
+
+
+def _cmd_grid(args) -> dict:
+    from .experiment import ablation_configs, grid_configs, run_grid
+
+    if args.section == "ablations":
+        configs = [c for group in ablation_configs(args.profile).values() for c in group]
+    else:
+        only = {"models": args.models} if args.models else {}
+        configs = grid_configs(args.profile, args.section, **only)
+    if args.seeds:
+        configs = [c for c in configs if c.seed in args.seeds]
+    configs = list(dict.fromkeys(configs))  # ablation factors share their centre cell
+    records = run_grid(configs, force=args.force)
+    return {"profile": args.profile, "section": args.section, "experiments": len(records),
+            "results": [{**{k: r["metrics"]["config"][k] for k in ("model", "w_bits", "a_bits", "data", "seed")},
+                         "top1": r["metrics"]["top1"], "record": r["config_hash"]} for r in records]}
+
+
 def _cmd_evaluate(args) -> dict:
     from .experiment import fp_top1
 
@@ -39,19 +73,11 @@ def _cmd_evaluate(args) -> dict:
 def _cmd_reproduce(args) -> dict:
     from .reproduce import reproduce
 
-    return reproduce(args.profile, notebooks=args.notebooks, skip_book=args.skip_book)
-
-
-def _filter_model(profile: dict, name: str):
-    """The full-precision model whose energy score filters a genq set, and the transform feeding it."""
-    from .data import imagenet_eval_transform, mini_image_transform
-    from .models import load_model
-
-    model = load_model(profile, name)
-    return model, mini_image_transform if profile["weights"] == "assets" else imagenet_eval_transform(model)
+    return reproduce(args.profile, notebooks=args.notebooks, skip_book=args.skip_book, strict=args.strict)
 
 
 def _cmd_synthesize(args) -> dict:
+    from .experiment import genq_filter
     from .profiles import load_profile
     from .prompts import PromptConfig
     from .synthesis import parse_shard, synthesize_set
@@ -62,7 +88,7 @@ def _cmd_synthesize(args) -> dict:
         seed=args.seed, templates=tuple(args.template or ()), partners=args.partners, alpha=args.alpha,
         classes=tuple(c.strip() for c in args.classes.split(",")) if args.classes else None,
         overgenerate=args.overgenerate, allow_unbalanced=args.allow_unbalanced)
-    model, transform = _filter_model(profile, args.model) if args.model else (None, None)
+    model, transform = genq_filter(profile, args.model) if args.model else (None, None)
     return synthesize_set(
         config, args.out, generator=args.generator or profile["generator"], steps=args.steps or profile["steps"],
         guidance=profile["guidance"] if args.guidance is None else args.guidance,
@@ -112,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="write here instead of assets/ (the manifest is then untouched)")
     train.set_defaults(run=_cmd_train_mini)
 
+    gen = commands.add_parser("train-mini-generator",
+                              help="train the mini text-to-image generator (VAE, then UNet) and ship it in assets/")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--vae-steps", type=int, default=None, help="override the recipe's VAE steps")
+    gen.add_argument("--unet-steps", type=int, default=None, help="override the recipe's UNet steps")
+    gen.add_argument("--pair-share", type=float, default=None,
+                     help="share of two-item collage images (default 0.3; 0 = single-class captions only)")
+    gen.add_argument("--vae-from", default=None, help="reuse this pipeline folder's VAE instead of training one")
+    gen.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
+    gen.add_argument("--out", default=None, help="write here instead of assets/ (the manifest is then untouched)")
+    gen.add_argument("--work", default=None, help="resumable training state (default: next to the output)")
+    gen.set_defaults(run=_cmd_train_mini_generator)
+
     evaluate = commands.add_parser("evaluate", help="top-1 of a full-precision model on the profile's test data")
     evaluate.add_argument("--profile", default="mini")
     evaluate.add_argument("--model", required=True)
@@ -126,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--profile", default="mini")
     reproduce.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (names or stems)")
     reproduce.add_argument("--skip-book", action="store_true", help="execute the notebooks only")
+    reproduce.add_argument("--strict", action="store_true", help="fail the book build on any warning")
     reproduce.set_defaults(run=_cmd_reproduce)
 
     synth = commands.add_parser("synthesize", help="generate a calibration set with a text-to-image generator")
@@ -152,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     synth.add_argument("--dtype", default=None, help="float16, bfloat16 or float32 (default: fp16 on cuda)")
     synth.set_defaults(run=_cmd_synthesize)
+
+    grid = commands.add_parser("grid", help="run (or reuse) a profile's experiment grid, one result record each")
+    grid.add_argument("--profile", default="mini")
+    grid.add_argument("--section", default="grid_cnn", help="grid_cnn, grid_vit or ablations")
+    grid.add_argument("--models", nargs="*", default=None, help="only these models of the grid")
+    grid.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds")
+    grid.add_argument("--force", action="store_true", help="rerun experiments whose record exists")
+    grid.set_defaults(run=_cmd_grid)
 
     quant = commands.add_parser("quantize", help="PTQ of a model, calibrated on real, noise or synthetic images")
     quant.add_argument("--profile", default="mini")

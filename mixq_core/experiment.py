@@ -1,14 +1,51 @@
-"""Experiments that produce result records. For now: the full-precision accuracy of a profile's models."""
+"""Experiments: one config in, one result record out.
+
+:class:`ExperimentConfig` names everything that decides a quantization result (model, bits,
+calibration data source, set size, method, iterations, seed, generator settings);
+:func:`run` makes the calibration set (synthesizing it if needed), quantizes, evaluates,
+and writes one JSON record under ``results/ptq/`` keyed by the hash of the config. A config
+whose record exists is not run again unless ``force=True``.
+
+Data sources: ``real`` (Fashion-MNIST training images: the upper bound), ``noise``
+(Gaussian images: the lower bound), and the four prompt strategies of
+:mod:`mixq_core.prompts` (``single``, ``genq``, ``mixup``, ``mixup-embed``), whose images
+the profile's generator makes. Synthetic sets are cached under ``results/sets/`` and shared
+by every experiment that needs the same set.
+
+The record holds the config and its hash, full-precision and quantized top-1, per-unit
+reconstruction traces (losses, gradient norms, held-out generalization error; per-step
+values averaged over windows so a record stays small), diversity metrics of the
+calibration set as the float model sees it, seconds per stage, and the provenance
+(package versions, git commit).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
 
 from .data import eval_dataset, make_loader, subset
+from .errors import ConfigError, unknown_name
 from .models import evaluate, load_model
 from .profiles import load_profile
-from .results import RESULTS_DIR, load_record, save_record
+from .results import RESULTS_DIR, config_hash, load_record, save_record
+
+REAL_SOURCES = ("real", "noise")
+SYNTHETIC_SOURCES = ("single", "genq", "mixup", "mixup-embed")
+DATA_SOURCES = REAL_SOURCES + SYNTHETIC_SOURCES
+PROBE_IMAGES = 256  # held-out real images whose loss gives the generalization error
+TRACE_WINDOW = 25  # per-step values are stored as means over windows of this many steps
+PTQ_KIND = "ptq"
+
+
+def ptq_kind(profile: str) -> str:
+    """Record folder of a profile's quantization runs: ``results/ptq/<profile>/``."""
+    return f"{PTQ_KIND}/{profile}"
 
 
 def fp_top1(profile_name: str, model_name: str, limit: int | None = None, seed: int = 0,
@@ -34,3 +71,284 @@ def run_fp_evaluation(profile_name: str, model_name: str, limit: int | None = No
         return record
     save_record("fp", config, fp_top1(profile_name, model_name, limit, seed), results_dir)
     return load_record("fp", config, results_dir)
+
+
+# ----------------------------------------------------------------------------- the experiment config
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One quantization experiment. ``None`` fields take the profile's value.
+
+    Attributes:
+        profile: where models, data, generator and defaults come from (``smoke``, ``mini``, ...).
+        model: a model of the profile.
+        w_bits, a_bits: bit widths (2..8).
+        data: calibration source, one of :data:`DATA_SOURCES`.
+        k: classes per prompt for ``mixup`` / ``mixup-embed`` (ignored by the others).
+        n_calib: calibration images (synthetic sets: rounded down to a multiple of the classes).
+        method: ``rtn``, ``adaround``, ``brecq`` or ``qdrop``.
+        iters: reconstruction steps per block.
+        seed: seeds the calibration subset or synthetic set and the reconstruction.
+        steps, guidance: the generator's solver steps and guidance scale.
+        partners: mixup partners: ``random``, ``near`` or ``far`` (text similarity).
+    """
+
+    profile: str = "mini"
+    model: str = "resnet18"
+    w_bits: int = 4
+    a_bits: int = 4
+    data: str = "real"
+    k: int = 2
+    n_calib: int | None = None
+    method: str = "qdrop"
+    iters: int | None = None
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+    partners: str = "random"
+
+    def __post_init__(self):
+        if self.data not in DATA_SOURCES:
+            raise unknown_name("calibration data source", self.data, DATA_SOURCES)
+        if self.data in ("mixup", "mixup-embed") and self.k < 2:
+            raise ConfigError(f"data {self.data!r} mixes k ≥ 2 classes per prompt, got k={self.k}")
+
+    def resolved(self) -> ExperimentConfig:
+        """This config with every ``None`` replaced by the profile's value."""
+        profile = load_profile(self.profile)
+        if self.model not in profile["models"]:
+            raise unknown_name(f"model of profile {self.profile!r}", self.model, profile["models"])
+        defaults = {"n_calib": profile["n_calib"], "iters": profile.get("iters", 500), "steps": profile["steps"],
+                    "guidance": profile["guidance"]}
+        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExperimentConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown experiment config keys {unknown}; accepted: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def identity(self) -> dict:
+        """What the record is keyed by: the resolved config, with the fields that cannot affect
+        this data source normalised (generator settings for ``real``/``noise``, ``k`` and
+        ``partners`` for single-class sources), plus the profile settings that matter. The
+        profile's name is part of it: each profile's runs are its own records."""
+        config = self.resolved()
+        profile = load_profile(self.profile)
+        identity = config.to_dict()
+        if config.data in REAL_SOURCES:  # generator settings do not touch these runs
+            identity.update(steps=None, guidance=None)
+        if config.data not in ("mixup", "mixup-embed"):
+            identity.update(k=1 if config.data in SYNTHETIC_SOURCES else None, partners=None)
+        identity["track"] = {key: profile.get(key) for key in ("dataset", "weights", "eval_data", "eval_limit",
+                                                               "generator", "resolution", "quant_compile")}
+        return identity
+
+
+# ----------------------------------------------------------------------------- calibration data
+
+
+def synthetic_set_folder(config: ExperimentConfig, results_dir: str | os.PathLike = RESULTS_DIR) -> Path:
+    """Where the synthetic set of ``config`` is cached (shared by every experiment using the same set)."""
+    config = config.resolved()
+    key = {"generator": load_profile(config.profile)["generator"], "steps": config.steps,
+           "guidance": config.guidance, "strategy": config.data, "n": _set_size(config), "seed": config.seed,
+           "k": config.k if config.data in ("mixup", "mixup-embed") else 1, "partners": config.partners,
+           "filter_model": config.model if config.data == "genq" else None}
+    return Path(results_dir) / "sets" / f"{config.data}-{config_hash(key)}"
+
+
+def _set_size(config: ExperimentConfig) -> int:
+    from .prompts import load_vocabulary
+
+    classes = len(load_vocabulary(load_profile(config.profile)["vocabulary"]))
+    n = (config.n_calib // classes) * classes
+    if n == 0:
+        raise ConfigError(f"n_calib={config.n_calib} is below the {classes} classes a balanced synthetic set needs")
+    return n
+
+
+def genq_filter(profile: dict, name: str):
+    """The full-precision model whose energy score filters a genq set, and the transform feeding it."""
+    from .data import imagenet_eval_transform, mini_image_transform
+
+    model = load_model(profile, name)
+    return model, mini_image_transform if profile["weights"] == "assets" else imagenet_eval_transform(model)
+
+
+def calibration_data(config: ExperimentConfig, model: torch.nn.Module, results_dir: str | os.PathLike = RESULTS_DIR,
+                     pipe=None) -> tuple[torch.utils.data.Dataset, dict]:
+    """The calibration images of ``config`` and what making them cost (``synthesis_seconds``)."""
+    from .prompts import PromptConfig
+    from .quant import calibration_dataset
+    from .synthesis import synthesize_set
+
+    config = config.resolved()
+    profile = load_profile(config.profile)
+    if config.data in REAL_SOURCES:
+        return calibration_dataset(config.data, profile, n=config.n_calib, seed=config.seed), {"synthesis_seconds": 0.0}
+    folder = synthetic_set_folder(config, results_dir)
+    start = time.time()
+    if not (folder / "manifest.jsonl").exists():
+        prompt_config = PromptConfig(strategy=config.data, n=_set_size(config), vocabulary=profile["vocabulary"],
+                                     k=config.k if config.data in ("mixup", "mixup-embed") else None,
+                                     seed=config.seed, partners=config.partners)
+        filter_model, transform = genq_filter(profile, config.model) if config.data == "genq" else (None, None)
+        synthesize_set(prompt_config, folder, generator=profile["generator"], steps=config.steps,
+                       guidance=config.guidance, resolution=profile["resolution"],
+                       batch_size=profile.get("synthesis_batch_size", 64), filter_model=filter_model,
+                       filter_model_name=config.model if filter_model is not None else None, pipe=pipe,
+                       **({"transform": transform} if transform else {}))
+    seconds = time.time() - start
+    return calibration_dataset(str(folder), profile, n=config.n_calib, seed=config.seed), {
+        "synthesis_seconds": round(seconds, 1), "set_folder": str(folder)}
+
+
+def probe_data(profile: dict, seed: int = 0) -> torch.utils.data.Dataset | None:
+    """Held-out real images for the generalization probes: training images no ``real`` calibration
+    subset of the same seed starts with (the *last* images of the split), or None without real data."""
+    from .data import load_source
+
+    if profile["dataset"] != "fashion-mnist":
+        return None
+    train = load_source(profile["dataset"], split="train")
+    n = profile.get("probe_images", PROBE_IMAGES)
+    tail = torch.arange(len(train) - 4 * n, len(train))
+    chosen = tail[torch.randperm(len(tail), generator=torch.Generator().manual_seed(seed))[:n]]
+    return torch.utils.data.Subset(train, chosen.tolist())
+
+
+# ----------------------------------------------------------------------------- traces
+
+
+def _windowed(values: list[float], window: int = TRACE_WINDOW) -> list[float]:
+    return [sum(values[i:i + window]) / len(values[i:i + window]) for i in range(0, len(values), window)]
+
+
+def compact_trace(trace) -> list[dict]:
+    """Per-unit summary of a :class:`~mixq_core.quant.probes.QuantTrace`: windowed per-step values."""
+    units = []
+    for unit in trace.units:
+        units.append({
+            "name": unit.name, "kind": unit.kind, "iters": unit.iters, "seconds": round(unit.seconds, 2),
+            "loss_before": unit.loss_before, "loss_after": unit.loss_after, "probe_loss_after": unit.probe_loss_after,
+            "rec_loss": _windowed(unit.rec_loss), "grad_norm_rounding": _windowed(unit.grad_norm_rounding),
+            "grad_norm_act_step": _windowed(unit.grad_norm_act_step), "probe_steps": unit.probe_steps,
+            "probe_loss": unit.probe_loss, "probe_calib_loss": unit.probe_calib_loss,
+            "generalization_error": unit.generalization_error(),
+        })
+    return units
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
+        pipe=None) -> dict:
+    """Run ``config`` (or reuse its record) and return the result record.
+
+    ``pipe``: an already loaded generator pipeline, to save loading it once per experiment.
+    """
+    from .analysis import diversity_metrics
+    from .quant import QuantConfig, quantize
+
+    resolved = config.resolved()
+    identity = resolved.identity()
+    kind = ptq_kind(resolved.profile)
+    if not force and (record := load_record(kind, identity, results_dir)) is not None:
+        return record
+    profile = load_profile(resolved.profile)
+    timings = {}
+    start = time.time()
+    model = load_model(profile, resolved.model)
+    test = make_loader(subset(eval_dataset(profile, model), profile.get("eval_limit"), seed=0),
+                       batch_size=profile["eval_batch_size"])
+    fp = run_fp_evaluation(resolved.profile, resolved.model, results_dir=results_dir)["metrics"]
+    timings["setup_seconds"] = round(time.time() - start, 1)
+    calib, made = calibration_data(resolved, model, results_dir, pipe)
+    timings["synthesis_seconds"] = made["synthesis_seconds"]
+    start = time.time()
+    diversity = diversity_metrics(model, calib)
+    timings["diversity_seconds"] = round(time.time() - start, 1)
+    quant_config = QuantConfig(w_bits=resolved.w_bits, a_bits=resolved.a_bits, method=resolved.method,
+                               iters=resolved.iters, seed=resolved.seed, probe_every=max(1, resolved.iters // 10),
+                               compile=profile.get("quant_compile", True))
+    probes = probe_data(profile, seed=resolved.seed)
+    qmodel, trace = quantize(model, quant_config, make_loader(calib, batch_size=256),
+                             make_loader(probes, batch_size=256) if probes is not None else None)
+    timings["quantize_seconds"] = round(trace.seconds, 1)
+    start = time.time()
+    metrics = evaluate(qmodel, test, desc=f"eval {resolved.model} W{resolved.w_bits}A{resolved.a_bits} {resolved.data}")
+    timings["eval_seconds"] = round(time.time() - start, 1)
+    result = {
+        "profile": resolved.profile, "config": resolved.to_dict(), "fp_top1": fp["top1"], "top1": metrics["top1"],
+        "drop": round(fp["top1"] - metrics["top1"], 2), "n_eval": metrics["n_images"], "n_calib": len(calib),
+        "set_folder": made.get("set_folder"), "diversity": diversity, "quant_config": quant_config.to_dict(),
+        "units": compact_trace(trace), "seconds": timings,
+    }
+    save_record(kind, identity, result, results_dir)
+    return load_record(kind, identity, results_dir)
+
+
+def run_grid(configs: list[ExperimentConfig], force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
+             ) -> list[dict]:
+    """:func:`run` for each config, loading the generator once if any config needs it."""
+    from .progress import progress
+
+    pending = [c for c in configs
+               if force or load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) is None]
+    pipe = None
+    if any(c.data in SYNTHETIC_SOURCES for c in pending):
+        from .synthesis import load_pipeline
+
+        pipe = load_pipeline(load_profile(pending[0].profile)["generator"])
+    return [run(c, force, results_dir, pipe) for c in progress(configs, desc="experiments")]
+
+
+def grid_configs(profile_name: str, section: str = "grid_cnn", **only) -> list[ExperimentConfig]:
+    """The experiments a profile's grid section (``grid_cnn``, ``grid_vit``) lists: models × bits × data × seeds.
+
+    ``only`` narrows a field, e.g. ``models=["resnet18"]``.
+    """
+    profile = load_profile(profile_name)
+    if section not in profile:
+        raise ConfigError(f"profile {profile_name!r} has no {section!r} section")
+    grid = {**profile[section], **only}
+    return [ExperimentConfig(profile=profile_name, model=model, w_bits=w, a_bits=a, data=data, seed=seed,
+                             n_calib=grid.get("n_calib"), iters=grid.get("iters"))
+            for model in grid["models"] for w, a in grid["bits"] for data in grid["data"] for seed in grid["seeds"]]
+
+
+def ablation_configs(profile_name: str) -> dict[str, list[ExperimentConfig]]:
+    """The profile's ``ablations``: one factor varied at a time around one cell.
+
+    Returns ``{factor: configs}`` for ``k`` (1 = single-class, 2..4 = mixup), ``n_calib``
+    (single vs mixup at each size), ``guidance`` (mixup), ``partners`` (mixup with random,
+    near and far partners) and ``mixing`` (prompt-level ``mixup`` vs embedding-level ``mixup-embed``).
+    """
+    profile = load_profile(profile_name)
+    if "ablations" not in profile:
+        raise ConfigError(f"profile {profile_name!r} has no 'ablations' section")
+    spec = profile["ablations"]
+    w_bits, a_bits = spec["bits"]
+
+    def cell(seed: int, **changes) -> ExperimentConfig:
+        base = {"profile": profile_name, "model": spec["model"], "w_bits": w_bits, "a_bits": a_bits, "data": "mixup",
+                "n_calib": spec["n_calib"], "iters": spec["iters"], "seed": seed}
+        return ExperimentConfig(**{**base, **changes})
+
+    seeds = spec["seeds"]
+    return {
+        "k": [cell(s, data="single") if k == 1 else cell(s, k=k) for k in spec["k"] for s in seeds],
+        "n_calib": [cell(s, data=d, n_calib=n) for n in spec["n_calib_sizes"] for d in ("single", "mixup")
+                    for s in seeds],
+        "guidance": [cell(s, guidance=g) for g in spec["guidance"] for s in seeds],
+        "partners": [cell(s, partners=p) for p in ("random", *spec["partners"]) for s in seeds],
+        "mixing": [cell(s, data=d) for d in ("mixup", "mixup-embed") for s in seeds],
+    }

@@ -124,14 +124,28 @@ def read_assets_manifest(assets_dir: str | os.PathLike = ASSETS_DIR) -> dict:
 
 
 def record_asset(file: str | os.PathLike, entry: dict, assets_dir: str | os.PathLike = ASSETS_DIR) -> dict:
-    """Add or replace ``file``'s manifest entry, with its sha256 and size computed here."""
+    """Add or replace ``file``'s manifest entry, with its sha256 and size computed here.
+
+    The entry's key is the file's path relative to ``assets_dir`` (e.g. ``resnet18.safetensors``
+    or ``mini-generator/unet/diffusion_pytorch_model.safetensors``).
+    """
     file = Path(file)
     manifest = read_assets_manifest(assets_dir)
-    manifest["files"][file.name] = {"sha256": sha256_of(file), "bytes": file.stat().st_size, **entry}
+    key = file.resolve().relative_to(Path(assets_dir).resolve()).as_posix()
+    manifest["files"][key] = {"sha256": sha256_of(file), "bytes": file.stat().st_size, **entry}
     manifest["files"] = dict(sorted(manifest["files"].items()))
     text = json.dumps(manifest, indent=2) + "\n"
     atomic_write(Path(assets_dir) / MANIFEST_NAME, lambda tmp: Path(tmp).write_text(text))
-    return manifest["files"][file.name]
+    return manifest["files"][key]
+
+
+def record_manifest_section(section: str, key: str, value, assets_dir: str | os.PathLike = ASSETS_DIR) -> None:
+    """Set ``manifest[section][key] = value`` in ``assets/manifest.json`` (measurements about the files)."""
+    manifest = read_assets_manifest(assets_dir)
+    manifest.setdefault(section, {})[key] = value
+    manifest[section] = dict(sorted(manifest[section].items()))
+    text = json.dumps(manifest, indent=2) + "\n"
+    atomic_write(Path(assets_dir) / MANIFEST_NAME, lambda tmp: Path(tmp).write_text(text))
 
 
 def verified_asset(filename: str, assets_dir: str | os.PathLike = ASSETS_DIR, rebuild: str | None = None) -> Path:

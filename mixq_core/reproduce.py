@@ -49,18 +49,23 @@ def execute_notebook(path: Path, parameters: dict, out_dir: Path = EXECUTED_DIR)
     return None
 
 
-def build_book(root: Path = Path(".")) -> str | None:
-    """``jupyter-book build`` of the repository root; None on success, else the tail of its log."""
+def build_book(root: Path = Path("."), strict: bool = False) -> str | None:
+    """``jupyter-book build`` of the repository root (``strict``: warnings are errors); None on
+    success, else the tail of its log."""
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", str(root)]
+    if strict:
+        command += ["--warningiserror", "--keep-going"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         return (done.stdout + done.stderr)[-2000:]
     return None
 
 
-def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_book: bool = False) -> dict:
-    """Execute the selected notebooks with ``profile`` as parameter, then build the book."""
+def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_book: bool = False,
+              strict: bool = False) -> dict:
+    """Execute the selected notebooks with ``profile`` as parameter, then build the book
+    (``strict``: a warning of the book build fails it)."""
     load_profile(profile)  # fail fast on an unknown profile, before any notebook runs
     failures: dict[str, str] = {}
     seconds: dict[str, float] = {}
@@ -74,7 +79,7 @@ def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_bo
             failures[path.stem] = error
     book = None
     if not skip_book:
-        error = build_book()
+        error = build_book(strict=strict)
         if error is not None:
             failures["book"] = error
         else:
@@ -82,4 +87,5 @@ def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_bo
             print(f"[reproduce] book: {book}", file=sys.stderr)
     if failures:
         raise ReproduceError("failed: " + "; ".join(f"{name}: {err}" for name, err in failures.items()))
-    return {"profile": profile, "notebook_seconds": seconds, "book": book}
+    total = round(sum(seconds.values()), 1)
+    return {"profile": profile, "notebook_seconds": seconds, "notebooks_total_seconds": total, "book": book}

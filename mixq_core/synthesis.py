@@ -46,7 +46,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .data import MANIFEST_NAME, mini_image_transform
 from .errors import ConfigError, DatasetLayoutError, MixQError, unknown_name
-from .models import ASSETS_DIR, atomic_write
+from .models import ASSETS_DIR, atomic_write, verified_asset
 from .progress import progress, quiet
 from .prompts import PromptConfig, PromptRecord, cosine_similarity, load_vocabulary, make_prompts, validate
 
@@ -62,8 +62,15 @@ DEFAULT_GUIDANCE = 7.5
 STABLE_DIFFUSION_1_5 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 GENERATORS = {"mini": ASSETS_DIR / "mini-generator"}
 MINI_GENERATOR_COMMAND = "mixq train-mini-generator"
+# Weight files of the shipped generators, as keyed in assets/manifest.json.
+SHIPPED_GENERATORS = {
+    "mini": [f"mini-generator/{part}/diffusion_pytorch_model.safetensors" for part in ("unet", "vae")]}
 # Components a pipeline may list but that generation here never uses (the safety checker is off).
 UNUSED_COMPONENTS = {"safety_checker", "feature_extractor", "image_encoder"}
+# A pipeline folder whose model_index.json names a Python package under this key ships no text
+# encoder: it comes from that package (the mini generator's all-MiniLM-L6-v2).
+TEXT_ENCODER_PACKAGE_KEY = "_text_encoder_package"
+PACKAGED_COMPONENTS = {"text_encoder", "tokenizer"}
 
 
 class GeneratorNotFoundError(MixQError, FileNotFoundError):
@@ -95,9 +102,10 @@ def missing_pipeline_files(folder: str | os.PathLike) -> list[str]:
     if not index_path.is_file():
         return ["model_index.json"]
     index = json.loads(index_path.read_text())
+    supplied = PACKAGED_COMPONENTS if index.get(TEXT_ENCODER_PACKAGE_KEY) else set()
     missing = []
     for component, spec in sorted(index.items()):
-        if component.startswith("_") or component in UNUSED_COMPONENTS:
+        if component.startswith("_") or component in UNUSED_COMPONENTS | supplied:
             continue
         if not isinstance(spec, list) or len(spec) != 2 or None in spec:
             continue  # a config value or an absent optional component
@@ -193,11 +201,16 @@ def load_pipeline(name_or_path: str | os.PathLike = "mini", device: str = "cpu",
                      "does not exist (a pipeline folder holds model_index.json, unet/, vae/, text_encoder/, "
                      "tokenizer/ and scheduler/)")
             raise GeneratorNotFoundError(f"generator {str(name_or_path)!r}: {source} {state}{built_by}")
+    if str(name_or_path) in SHIPPED_GENERATORS:  # shipped weights: check their sha256 against the manifest
+        for file in SHIPPED_GENERATORS[str(name_or_path)]:
+            verified_asset(file, assets_dir=source.parent, rebuild=MINI_GENERATOR_COMMAND)
+    torch_dtype = _resolve_dtype(dtype, device)
     try:
         with _quiet_hf_loading():
             pipe = DiffusionPipeline.from_pretrained(
-                str(source), dtype=_resolve_dtype(dtype, device), safety_checker=None,
-                requires_safety_checker=False, local_files_only=isinstance(source, Path) or _hub_offline())
+                str(source), dtype=torch_dtype, safety_checker=None, requires_safety_checker=False,
+                local_files_only=isinstance(source, Path) or _hub_offline(),
+                **_packaged_components(source, torch_dtype))
     except (OSError, ValueError) as exc:
         missing = _missing_in_hub_cache(source) if isinstance(source, str) else []
         mode = "offline (HF_HUB_OFFLINE=1)" if _hub_offline() else "and the download failed"
@@ -208,6 +221,23 @@ def load_pipeline(name_or_path: str | os.PathLike = "mini", device: str = "cpu",
         pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
     pipe.set_progress_bar_config(disable=True)  # synthesize() shows one bar over images instead
     return pipe.to(device)
+
+
+def _packaged_components(source: Path | str, dtype: torch.dtype) -> dict:
+    """Text encoder and tokenizer of a pipeline folder that names the package shipping them."""
+    index_path = Path(source) / "model_index.json" if isinstance(source, Path) else None
+    if index_path is None or not index_path.is_file():
+        return {}
+    package = json.loads(index_path.read_text()).get(TEXT_ENCODER_PACKAGE_KEY)
+    if not package:
+        return {}
+    from .generator import TEXT_ENCODER_PACKAGE, mini_text_encoder
+
+    if package != TEXT_ENCODER_PACKAGE:
+        raise ConfigError(f"{index_path} takes its text encoder from package {package!r}; only "
+                          f"{TEXT_ENCODER_PACKAGE!r} is supported")
+    encoder, tokenizer = mini_text_encoder()
+    return {"text_encoder": encoder.to(dtype), "tokenizer": tokenizer}
 
 
 # ----------------------------------------------------------------------------- text embeddings

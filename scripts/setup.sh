@@ -31,12 +31,23 @@ else
   echo "$want" > "$stamp"
 fi
 
+sudo=""
+[ "$(id -u)" = "0" ] || sudo="sudo -n"
+apt_updated=0
+apt_install() {  # apt_install PACKAGE WHY: install a Debian package where apt-get can
+  command -v apt-get >/dev/null || return 1
+  echo "[setup] installing $1 (Debian package): $2"
+  if [ "$apt_updated" = "0" ]; then $sudo apt-get update -qq || return 1; apt_updated=1; fi
+  $sudo apt-get install -y -qq "$1" >/dev/null
+}
+
 fmnist=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-if [ ! -f "$fmnist" ] && [ -z "${MIXQ_FASHION_MNIST:-}" ] && command -v apt-get >/dev/null; then
-  sudo=""
-  [ "$(id -u)" = "0" ] || sudo="sudo -n"
-  echo "[setup] installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
-  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; }; then
+if [ ! -f "$fmnist" ] && [ -z "${MIXQ_FASHION_MNIST:-}" ]; then
+  apt_install dataset-fashion-mnist "the mini track's real data" ||
     echo "[setup] could not install dataset-fashion-mnist; MixQ will try torchvision's download" >&2
-  fi
+fi
+# Headless Chromium for `make check-book` (the built book opened in a real browser).
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  apt_install chromium "make check-book opens the built book in it" ||
+    echo "[setup] could not install chromium; make check-book will not run" >&2
 fi

@@ -1,0 +1,172 @@
+"""Tables and plots from result records: what the notebooks show, computed in one place.
+
+Every number a notebook prints comes from a record under ``results/`` (see
+:mod:`mixq_core.results`); these helpers only select, aggregate and draw. Aggregates over
+seeds are ``mean ± std`` (sample standard deviation, ``n - 1``), and a difference between two
+data sources is called *beyond the seed spread* when it exceeds twice its standard error
+``sqrt(s_a²/n_a + s_b²/n_b)`` (a rough two-sided 95 % criterion; with 3 seeds it is a
+screening rule, not a significance test).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from .experiment import ptq_kind
+from .results import RESULTS_DIR, load_records
+
+SOURCE_ORDER = ("real", "noise", "single", "genq", "mixup", "mixup-embed")
+SOURCE_LABELS = {"real": "real (upper bound)", "noise": "Gaussian noise (lower bound)", "single": "single-class",
+                 "genq": "GenQ (single + energy filter)", "mixup": "mixup-class", "mixup-embed": "mixup (embedding)"}
+
+
+def ptq_records(profile: str, results_dir: str | os.PathLike | None = None) -> list[dict]:
+    """The quantization records a profile made (under ``results/ptq/<profile>/``)."""
+    results_dir = RESULTS_DIR if results_dir is None else results_dir
+    return load_records(ptq_kind(profile), results_dir)
+
+
+def records_frame(records: list[dict]):
+    """One row per record: the config fields, top-1, FP top-1, drop, seconds, record hash."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        metrics = record["metrics"]
+        config = metrics["config"]
+        rows.append({**{k: config[k] for k in ("model", "w_bits", "a_bits", "data", "k", "n_calib", "method",
+                                               "iters", "seed", "steps", "guidance", "partners")},
+                     "bits": f"W{config['w_bits']}A{config['a_bits']}", "top1": metrics["top1"],
+                     "fp_top1": metrics["fp_top1"], "drop": metrics["drop"], "n_eval": metrics["n_eval"],
+                     "quantize_seconds": metrics["seconds"]["quantize_seconds"], "record": record["config_hash"]})
+    return pd.DataFrame(rows)
+
+
+def summary_table(frame, by=("model", "bits", "data")):
+    """Mean, std and count of top-1 over seeds for each group, with the FP top-1 and the drop."""
+    grouped = frame.groupby(list(by), sort=False)
+    table = grouped.agg(top1_mean=("top1", "mean"), top1_std=("top1", "std"), seeds=("seed", "nunique"),
+                        fp_top1=("fp_top1", "first")).reset_index()
+    table["drop"] = table["fp_top1"] - table["top1_mean"]
+    if "data" in by:
+        order = {name: i for i, name in enumerate(SOURCE_ORDER)}
+        table = table.sort_values([c for c in by if c != "data"] + ["data"],
+                                  key=lambda col: col.map(order) if col.name == "data" else col,
+                                  kind="stable").reset_index(drop=True)
+    return table
+
+
+def mean_std(mean: float, std: float) -> str:
+    """``"87.31 ± 0.42"`` (just the mean when there is one seed)."""
+    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def pivot_sources(table, index=("model", "bits")):
+    """The main table: one row per model and bits, one ``mean ± std`` column per data source."""
+    shown = table.assign(cell=[mean_std(m, s) for m, s in zip(table["top1_mean"], table["top1_std"], strict=True)])
+    wide = shown.pivot_table(index=list(index), columns="data", values="cell", aggfunc="first", sort=False)
+    wide = wide[[s for s in SOURCE_ORDER if s in wide.columns]]
+    fp = table.groupby(list(index), sort=False)["fp_top1"].first()
+    wide.insert(0, "FP", fp.map(lambda v: f"{v:.2f}"))
+    return wide
+
+
+def compare_sources(table, a: str, b: str, by=("model", "bits")):
+    """``a`` minus ``b`` per group: difference of mean top-1, its standard error, and whether it is
+    beyond the seed spread (|Δ| > 2 SE). Groups missing either source are skipped."""
+    import pandas as pd
+
+    rows = []
+    for key, group in table.groupby(list(by), sort=False):
+        rows_a, rows_b = group[group["data"] == a], group[group["data"] == b]
+        if rows_a.empty or rows_b.empty:
+            continue
+        ra, rb = rows_a.iloc[0], rows_b.iloc[0]
+        if ra["seeds"] > 1 and rb["seeds"] > 1:
+            se = math.sqrt(ra["top1_std"] ** 2 / ra["seeds"] + rb["top1_std"] ** 2 / rb["seeds"])
+        else:
+            se = float("nan")
+        diff = ra["top1_mean"] - rb["top1_mean"]
+        verdict = ("one seed: no spread to compare" if math.isnan(se) else
+                   "beyond seed spread" if abs(diff) > 2 * se else "within seed spread")
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+                     f"{a} − {b}": round(diff, 2), "standard error": round(se, 2), "verdict": verdict})
+    return pd.DataFrame(rows, columns=[*by, f"{a} − {b}", "standard error", "verdict"])
+
+
+def unit_traces(records: list[dict], field: str):
+    """Long table of a per-unit trace field (e.g. ``grad_norm_rounding``) for plotting: one row per
+    record, unit and window/probe step."""
+    import pandas as pd
+
+    from .experiment import TRACE_WINDOW
+
+    rows = []
+    for record in records:
+        metrics = record["metrics"]
+        config = metrics["config"]
+        for index, unit in enumerate(metrics["units"]):
+            values = unit[field]
+            steps = unit["probe_steps"] if field.startswith(("probe", "generalization")) else \
+                [i * TRACE_WINDOW for i in range(len(values))]
+            for step, value in zip(steps, values, strict=True):
+                rows.append({"model": config["model"], "bits": f"W{config['w_bits']}A{config['a_bits']}",
+                             "data": config["data"], "seed": config["seed"], "unit": unit["name"],
+                             "unit_index": index, "step": step, field: value})
+    return pd.DataFrame(rows)
+
+
+def unit_summary(records: list[dict]):
+    """One row per record and unit: final generalization error and mean gradient norms."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        metrics = record["metrics"]
+        config = metrics["config"]
+        for index, unit in enumerate(metrics["units"]):
+            gen = unit["generalization_error"]
+            grad = unit["grad_norm_rounding"]
+            rows.append({"model": config["model"], "bits": f"W{config['w_bits']}A{config['a_bits']}",
+                         "data": config["data"], "seed": config["seed"], "unit": unit["name"], "unit_index": index,
+                         "generalization_error": gen[-1] if gen else float("nan"),
+                         "probe_loss_after": unit["probe_loss_after"], "loss_after": unit["loss_after"],
+                         "grad_norm_mean": sum(grad) / len(grad) if grad else float("nan"),
+                         "top1": metrics["top1"]})
+    return pd.DataFrame(rows)
+
+
+def provenance_line(records: list[dict]) -> str:
+    """Where a table's numbers come from: profile, record count, commits and package versions."""
+    if not records:
+        return "no records"
+    commits = sorted({(r["provenance"].get("git_commit") or "unknown")[:10] for r in records})
+    torch_versions = sorted({r["provenance"]["torch"] for r in records})
+    profiles = sorted({r["metrics"]["profile"] for r in records})
+    return (f"{len(records)} records of profile {', '.join(profiles)}; commits {', '.join(commits)}; "
+            f"torch {', '.join(torch_versions)}")
+
+
+def set_gallery(folder: str | os.PathLike, n: int = 16, columns: int = 8, title: str | None = None):
+    """A figure of the first ``n`` images of a synthetic set, titled by their prompted classes."""
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from .data import read_manifest
+
+    entries = read_manifest(folder)[:n]
+    rows = -(-len(entries) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.35), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, entry in zip(axes.flat, entries, strict=False):
+        with Image.open(Path(folder) / entry["file"]) as image:
+            axis.imshow(image.convert("L"), cmap="gray", vmin=0, vmax=255)
+        axis.set_title(entry["prompt"].removeprefix("a photo of "), fontsize=5)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure

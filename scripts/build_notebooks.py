@@ -1,0 +1,524 @@
+"""Write notebooks/*.ipynb from the cell lists below (run after editing them: python scripts/build_notebooks.py).
+
+Keeping the notebooks' source here, as plain Python strings, makes them reviewable in a diff and
+keeps the shared opening (Colab badge, install cell, parameters) identical in every notebook.
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+REPOSITORY = "mixq-dev/mixq"  # GitHub owner/name the Colab badges open notebooks from
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+INSTALL = '''# Colab: install MixQ and its dependencies (a no-op where the package is installed already).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("mixq_core") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mixq[book] @ git+https://github.com/{repo}"], check=True)'''
+
+
+def opening(name: str, title: str, intro: str, parameters: str) -> list:
+    badge = (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+             f"(https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{name}.ipynb)")
+    return [new_markdown_cell(f"# {title}\n\n{badge}\n\n{intro.strip()}"),
+            new_code_cell(INSTALL.format(repo=REPOSITORY), metadata={"tags": ["remove-cell"]}),
+            new_code_cell(parameters.strip(), metadata={"tags": ["parameters"]})]
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip())
+
+
+def code(text: str, hide: bool = False):
+    return new_code_cell(text.strip(), metadata={"tags": ["hide-input"]} if hide else {})
+
+
+NOTEBOOKS = {}
+
+NOTEBOOKS["01_prompts"] = opening("01_prompts", "Mixup-class prompts", """
+Data-free quantization needs calibration images without touching the training data. A text-to-image
+diffusion model can draw them from the class names alone. GenQ (ECCV 2024) asks for one class per
+image ("a photo of a sneaker"); **mixup-class prompting** (arXiv 2507.21947) fuses several class names
+in one prompt ("a photo of a sneaker and a bag"), so the images mix objects, look less like a single
+mode of each class, and — the paper argues — make block reconstruction generalise better.
+
+This notebook shows how the prompts are made: which classes go together, how often each class appears,
+and what the generator draws for them.
+""", '''
+profile = "mini"   # papermill parameter: which profile's vocabulary and generator
+k = 2              # classes per mixup prompt
+n = 20             # prompts per strategy shown
+seed = 0
+''') + [
+    code('''
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from mixq_core.profiles import load_profile
+from mixq_core.prompts import PromptConfig, class_usage, load_vocabulary, make_prompts
+from mixq_core.synthesis import class_similarity, load_pipeline
+from mixq_core.widgets import explore_prompts, prompt_explorer, show_prompts
+
+config = load_profile(profile)
+vocabulary = load_vocabulary(config["vocabulary"])
+pipe = load_pipeline(config["generator"])
+'''),
+    md('''
+## Four prompt strategies
+
+`single` and `genq` name one class; `mixup` names `k`; `mixup-embed` (our ablation) mixes the text
+*embeddings* of `k` single-class prompts with Dirichlet weights instead of the words. Every record
+carries its own seed, so the same index starts from the same noise in every strategy.
+'''),
+    code('''
+strategies = ["single", "genq", "mixup", "mixup-embed"]
+records = {s: make_prompts(PromptConfig(strategy=s, n=n, vocabulary=config["vocabulary"],
+                                        k=k if s.startswith("mixup") else None, seed=seed,
+                                        allow_unbalanced=True)) for s in strategies}
+def shown_prompt(record):
+    if not record.weights:
+        return record.text
+    return " + ".join(f"{w:.2f}·[{c}]" for w, c in zip(record.weights, record.components, strict=True))
+
+
+pd.DataFrame({s: [shown_prompt(r) for r in rs[:8]] for s, rs in records.items()})
+'''),
+    md('''
+## Balanced classes
+
+Mixup prompts are drawn in rounds: in each round every class is the first (label) class once and the
+partner in each further slot once, so no class is over-represented however many prompts a set holds.
+'''),
+    code('''
+usage = class_usage(make_prompts(PromptConfig(strategy="mixup", n=10 * len(vocabulary), vocabulary=config["vocabulary"],
+                                               k=k, seed=seed)), len(vocabulary))
+slots = pd.DataFrame(usage, index=[f"slot {i + 1}" for i in range(len(usage))], columns=vocabulary.names)
+ax = sns.heatmap(slots, annot=len(vocabulary) <= 12, fmt=".0f", cmap="Blues", cbar=False)
+ax.set_title(f"How often each class fills each slot ({10 * len(vocabulary)} mixup prompts, k={k})");
+''', hide=True),
+    md('''
+## Near and far partners
+
+`partners="near"` pairs each class with those whose names the generator's text encoder finds most
+similar, `"far"` with the least similar ones; the ablation notebook compares them with random partners.
+'''),
+    code('''
+similarity = class_similarity(pipe, config["vocabulary"])
+ax = sns.heatmap(pd.DataFrame(similarity, index=vocabulary.names, columns=vocabulary.names),
+                 cmap="viridis", annot=len(vocabulary) <= 12, fmt=".2f")
+ax.set_title("Cosine similarity of the generator's text embeddings of 'a photo of a {class}'");
+''', hide=True),
+    md('''
+## What the generator draws
+
+Single-class and two-class prompts for the same classes and seeds, from the profile's generator.
+'''),
+    code('''
+shown = vocabulary.names[:5]
+for kk in (1, k):
+    recs, images = explore_prompts(config["vocabulary"], shown, kk, seed=seed, pipe=pipe, steps=config["steps"],
+                                   guidance=config["guidance"], resolution=config["resolution"])
+    show_prompts(recs, images)
+    plt.show()
+'''),
+    md('''
+## Explore
+
+Pick classes, `k` and a template, then press the button (in a live notebook; the rendered book shows
+the panel only).
+'''),
+    code('''
+prompt_explorer(config["vocabulary"], pipe, steps=config["steps"], guidance=config["guidance"],
+                resolution=config["resolution"]);
+'''),
+]
+
+NOTEBOOKS["02_synthesis"] = opening("02_synthesis", "Calibration sets per strategy", """
+Each data source gives the quantizer a calibration set of the same size. This notebook makes (or
+reuses) the synthetic sets the main grid uses, shows them side by side, and measures how varied each
+set looks to the full-precision model — the property mixup-class prompts are meant to improve.
+""", '''
+profile = "mini"   # papermill parameter
+model = None       # the model whose eyes judge the sets (None: the profile's first)
+seed = 0
+''') + [
+    code('''
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from mixq_core.analysis import diversity_metrics, score_synthetic
+from mixq_core.experiment import ExperimentConfig, calibration_data
+from mixq_core.models import load_model
+from mixq_core.profiles import load_profile
+from mixq_core.report import SOURCE_LABELS, set_gallery
+from mixq_core.synthesis import load_pipeline
+
+config = load_profile(profile)
+grid = config["grid_cnn"]
+model = model or grid["models"][0]
+fp_model = load_model(config, model)
+pipe = load_pipeline(config["generator"])
+sources = ["real", "noise", "single", "genq", "mixup", "mixup-embed"]
+sets = {s: calibration_data(ExperimentConfig(profile=profile, model=model, data=s, n_calib=grid["n_calib"],
+                                             seed=seed), fp_model, pipe=pipe) for s in sources}
+'''),
+    md('''
+## The generator
+
+The `mini` generator is a Stable Diffusion pipeline trained here (`mixq train-mini-generator`). Its
+quality was measured by `benchmarks/generator_quality.py` with the shipped resnet18 as judge, and
+recorded in `assets/manifest.json` beside the training command: the shipped generator (trained with
+two-item collages for two-class captions) and its ablation trained on single-class captions only.
+`real collage` rows score real test items pasted the way training collages are made: what this judge
+gives a faithful two-item picture.
+'''),
+    code('''
+from mixq_core.models import read_assets_manifest
+
+quality = read_assets_manifest().get("generator_quality", {})
+pd.DataFrame([{"generator": label, "solver steps": run["steps"], "guidance": run["guidance"],
+               "single-class: judge agrees (%)": run["single_top1"],
+               "Fréchet distance (generated vs real test)": run["fd_generated"],
+               "Fréchet distance floor (real train vs test)": run["fd_real_floor"],
+               "two-class: both in top-2 (%)": run["pair_both_in_top2"],
+               "two-class: one in top-2 (%)": run["pair_any_in_top2"],
+               "real collage: both in top-2 (%)": run.get("real_collage_both_in_top2"),
+               "images/s (CPU)": run["images_per_second"]}
+              for label, entry in quality.items() for run in entry["runs"]]).set_index(["generator", "solver steps"])
+'''),
+    md('''
+Galleries written by the same benchmark (guidance 3; 25 solver steps for the shipped generator, 15 for
+the ablation): eight single-class images per
+class, then two-class prompts — from the shipped generator, and from the ablation trained without
+collages.
+
+![Single-class images of the shipped mini generator](../book/figures/mini_generator_single.png)
+
+![Two-class images of the shipped mini generator](../book/figures/mini_generator_pairs.png)
+
+![Two-class images of the single-caption ablation](../book/figures/mini_generator_ablation_pairs.png)
+'''),
+    md("## The sets side by side\n\nThe first images of each synthetic set, titled by their prompts."),
+    code('''
+for source in ["single", "genq", "mixup", "mixup-embed"]:
+    set_gallery(sets[source][1]["set_folder"], n=16, title=SOURCE_LABELS[source])
+    plt.show()
+''', hide=True),
+    md('''
+## Diversity as the model sees it
+
+Mean prediction entropy (ambiguous images score high), how many classes are some image's top-1, and
+the spread of the penultimate features (trace of their covariance, mean pairwise distance), for real
+training images, noise and each synthetic set.
+'''),
+    code('''
+rows = []
+for source, (dataset, made) in sets.items():
+    metrics = diversity_metrics(fp_model, dataset)
+    row = {"data": SOURCE_LABELS[source], **metrics, "synthesis (s)": made["synthesis_seconds"]}
+    if made.get("set_folder"):
+        agreement = score_synthetic(fp_model, made["set_folder"])
+        row.update({"judge top-1 = prompted (%)": agreement["top1"],
+                    "all prompted in top-2 (%)": agreement["all_in_topk"]})
+    rows.append(row)
+diversity = pd.DataFrame(rows).set_index("data")
+diversity.round(3)
+'''),
+    code('''
+ax = diversity["feature_trace_cov"].plot.barh(color="tab:blue")
+ax.set_xlabel(f"trace of the covariance of {model}'s penultimate features")
+ax.set_title(f"Feature spread of {len(sets['real'][0])}-image calibration sets");
+''', hide=True),
+]
+
+PTQ_INTRO = """
+Top-1 on the real Fashion-MNIST test images after post-training quantization, per model, bit setting
+and calibration source, with real training images as the upper bound and Gaussian noise as the lower
+bound. Method: QDrop block reconstruction (AdaRound rounding + learned activation steps + random drop),
+first and last layer at 8 bits, the other weights and all activations at the stated bits.
+
+Two tables: first the profile this notebook ran with (recomputed now), then the published grid
+(`tables_from` in the profile: three seeds, mean ± std), read from the committed result records.
+"""
+
+PTQ_CELLS = [
+    code('''
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+
+from mixq_core.experiment import grid_configs, run_grid
+from mixq_core.profiles import load_profile
+from mixq_core.report import (
+    SOURCE_LABELS,
+    compare_sources,
+    pivot_sources,
+    provenance_line,
+    ptq_records,
+    records_frame,
+    summary_table,
+)
+
+config = load_profile(profile)
+records = run_grid(grid_configs(profile, section))
+'''),
+    md("## This run"),
+    code('''
+frame = records_frame(records)
+display(Markdown(f"Profile **{profile}**: {frame['n_calib'].iloc[0]} calibration images, "
+                 f"{frame['iters'].iloc[0]} iterations per block, {frame['n_eval'].iloc[0]} test images, "
+                 f"seeds {sorted(int(s) for s in frame['seed'].unique())}. {provenance_line(records)}."))
+pivot_sources(summary_table(frame))
+'''),
+    md("## The published grid"),
+    code('''
+published_profile = config.get("tables_from", profile)
+published_models = load_profile(published_profile)[section]["models"]
+published = [r for r in ptq_records(published_profile) if r["metrics"]["config"]["model"] in published_models]
+if published:
+    table = summary_table(records_frame(published))
+    display(Markdown(f"Profile **{published_profile}**. {provenance_line(published)}."))
+    display(pivot_sources(table))
+else:
+    table = summary_table(frame)
+    display(Markdown(f"No records of profile **{published_profile}** yet; the comparisons below use this run."))
+'''),
+    md('''
+## Does mixing classes help?
+
+Difference in mean top-1 between mixup-class prompts and each single-class baseline. A difference is
+called *beyond seed spread* when it exceeds twice its standard error over seeds.
+'''),
+    code('''
+pd.concat([compare_sources(table, "mixup", "single").set_index(["model", "bits"]),
+           compare_sources(table, "mixup", "genq").set_index(["model", "bits"])], axis=1)
+'''),
+    code('''
+shown = table.assign(source=table["data"].map(SOURCE_LABELS))
+grid = sns.catplot(data=shown, x="source", y="top1_mean", col="bits", row="model", kind="bar", sharey=False,
+                   height=3, aspect=2.2, color="tab:blue")
+# One facet per (model, bits) present; facets of combinations not run stay empty.
+for ax, (_, rows) in zip(grid.axes.flat, shown.groupby(["model", "bits"], sort=False), strict=False):
+    ax.errorbar(range(len(rows)), rows["top1_mean"], yerr=rows["top1_std"].fillna(0), fmt="none", color="black")
+    ax.axhline(rows["fp_top1"].iloc[0], color="tab:green", ls="--", lw=1)
+    ax.tick_params(axis="x", rotation=30)
+grid.set_axis_labels("", "top-1 (%)");
+''', hide=True),
+]
+
+NOTEBOOKS["03_ptq_cnn"] = opening("03_ptq_cnn", "Quantizing CNNs", PTQ_INTRO, '''
+profile = "mini"        # papermill parameter
+section = "grid_cnn"    # the profile's grid of CNN experiments
+''') + PTQ_CELLS
+
+NOTEBOOKS["04_ptq_vit"] = opening("04_ptq_vit", "Quantizing a vision transformer", PTQ_INTRO + """
+The transformer's attention matmuls (Q·Kᵀ and softmax·V) are quantized too; its blocks are the units of
+reconstruction.
+""", '''
+profile = "mini"        # papermill parameter
+section = "grid_vit"    # the profile's grid of ViT experiments
+''') + PTQ_CELLS
+
+TRACE_SETUP = code('''
+import seaborn as sns
+
+from mixq_core.experiment import grid_configs, run_grid
+from mixq_core.profiles import load_profile
+from mixq_core.report import SOURCE_LABELS, provenance_line, unit_summary
+
+config = load_profile(profile)
+records = run_grid(grid_configs(profile, section))  # reuses the records 03/04 wrote
+records = [r for r in records if r["metrics"]["config"]["model"] == (model or config[section]["models"][0])]
+print(provenance_line(records))
+''')
+
+NOTEBOOKS["05_gradient_norm"] = opening("05_gradient_norm", "Gradient norms during reconstruction", """
+The paper's optimisation argument: with mixup-class calibration images the gradients of the
+reconstruction loss stay smaller and steadier, so block reconstruction converges more stably. Here we
+plot the L2 norm of the gradient of the reconstruction loss with respect to the rounding parameters
+(AdaRound's α), per block and overall, for each data source (averaged over windows of 25 steps).
+""", '''
+profile = "mini"        # papermill parameter
+section = "grid_cnn"
+model = None            # None: the grid's first model
+''') + [
+    TRACE_SETUP,
+    code('''
+from mixq_core.report import unit_traces
+
+traces = unit_traces(records, "grad_norm_rounding")
+traces["source"] = traces["data"].map(SOURCE_LABELS)
+overall = traces.groupby(["bits", "source", "seed", "step"], as_index=False)["grad_norm_rounding"].mean()
+grid = sns.relplot(data=overall, x="step", y="grad_norm_rounding", hue="source", col="bits", kind="line",
+                   height=3.2, aspect=1.4, facet_kws={"sharey": False})
+grid.set(yscale="log")
+grid.set_axis_labels("step within block", "‖∇α rec. loss‖ (mean over blocks)");
+''', hide=True),
+    md("## Per block"),
+    code('''
+grid = sns.relplot(data=traces[traces["bits"] == traces["bits"].iloc[-1]], x="step", y="grad_norm_rounding",
+                   hue="source", col="unit", col_wrap=4, kind="line", height=2.2, aspect=1.3,
+                   facet_kws={"sharey": False})
+grid.set(yscale="log")
+grid.set_titles("{col_name}");
+''', hide=True),
+    code('''
+summary = unit_summary(records)
+summary.groupby(["bits", "data"])[["grad_norm_mean"]].mean().unstack("bits").round(4)
+'''),
+]
+
+NOTEBOOKS["06_generalization"] = opening("06_generalization", "Generalization error per block", """
+The paper's second argument: calibrating on synthetic data, a block fits the calibration images but
+must behave on real ones. We measure, for every block, its reconstruction loss on 256 held-out *real*
+images minus the same loss on as many calibration images (the *generalization error*), along the
+optimisation and at its end, and set the quantized accuracy against it.
+""", '''
+profile = "mini"        # papermill parameter
+section = "grid_cnn"
+model = None            # None: the grid's first model
+''') + [
+    TRACE_SETUP,
+    code('''
+summary = unit_summary(records)
+summary["source"] = summary["data"].map(SOURCE_LABELS)
+grid = sns.catplot(data=summary, x="unit_index", y="generalization_error", hue="source", col="bits", kind="point",
+                   height=3.2, aspect=1.6, sharey=False, errorbar="sd")
+grid.set_axis_labels("block (forward order)", "held-out real loss − calibration loss");
+''', hide=True),
+    code('''
+per_run = summary.groupby(["bits", "source", "seed"], as_index=False).agg(
+    generalization_error=("generalization_error", "mean"), top1=("top1", "first"))
+grid = sns.relplot(data=per_run, x="generalization_error", y="top1", hue="source", col="bits", height=3.2,
+                   aspect=1.3, facet_kws={"sharex": False, "sharey": False}, s=60)
+grid.set_axis_labels("mean generalization error over blocks", "quantized top-1 (%)");
+''', hide=True),
+    code('''
+per_run.groupby(["bits", "source"])[["generalization_error", "top1"]].mean().round(4)
+'''),
+]
+
+NOTEBOOKS["07_ablations"] = opening("07_ablations", "Ablations", """
+One factor at a time around one cell of the grid (the profile's `ablations` section): classes per
+prompt `k` (1 = single-class), calibration-set size, guidance scale, near vs far vs random partners,
+and prompt-level (`mixup`) vs embedding-level (`mixup-embed`) mixing.
+""", '''
+profile = "mini"   # papermill parameter
+''') + [
+    code('''
+import matplotlib.pyplot as plt
+import seaborn as sns
+from IPython.display import Markdown, display
+
+from mixq_core.experiment import ablation_configs, run_grid
+from mixq_core.profiles import load_profile
+from mixq_core.report import provenance_line, records_frame
+
+config = load_profile(profile)
+spec = config["ablations"]
+records = {factor: run_grid(configs) for factor, configs in ablation_configs(profile).items()}
+results = {factor: records_frame(rs) for factor, rs in records.items()}
+display(Markdown(f"Profile **{profile}**: {spec['model']} at W{spec['bits'][0]}A{spec['bits'][1]}, "
+                 f"{spec['iters']} iterations per block, seeds {spec['seeds']}. "
+                 f"{provenance_line([r for rs in records.values() for r in rs])}."))
+'''),
+    code('''
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+sns.pointplot(data=results["k"], x="k", y="top1", errorbar="sd", ax=axes[0])
+axes[0].set_title("classes per prompt (k=1: single)")
+sns.pointplot(data=results["n_calib"], x="n_calib", y="top1", hue="data", errorbar="sd", ax=axes[1])
+axes[1].set_title("calibration images")
+sns.pointplot(data=results["guidance"], x="guidance", y="top1", errorbar="sd", ax=axes[2])
+axes[2].set_title("guidance scale (mixup)")
+sns.pointplot(data=results["partners"], x="partners", y="top1", errorbar="sd", ax=axes[3])
+axes[3].set_title("mixup partners")
+for ax in axes:
+    ax.set_ylabel("top-1 (%)")
+fig.tight_layout()
+''', hide=True),
+    code('''
+for factor, frame in results.items():
+    column = {"k": "k", "n_calib": ["n_calib", "data"], "guidance": "guidance", "partners": "partners",
+              "mixing": "data"}[factor]
+    display(Markdown(f"**{factor}**"))
+    display(frame.groupby(column)["top1"].agg(["mean", "std", "count"]).round(2))
+'''),
+]
+
+NOTEBOOKS["09_results"] = opening("09_results", "Results: the mini track beside ImageNet", """
+The mini track's published grid (three seeds) next to the public ImageNet numbers of the same methods
+(`book/reference/imagenet_ptq_reference.csv`, each row with its source). The two are not the same
+experiment — 32×32 Fashion-MNIST and models trained here against ImageNet and pretrained models — so
+compare *drops from full precision* and *orderings of data sources*, not absolute accuracies.
+""", '''
+profile = "mini"   # papermill parameter: its tables_from profile is shown
+''') + [
+    code('''
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from mixq_core.profiles import load_profile
+from mixq_core.report import compare_sources, pivot_sources, provenance_line, ptq_records, records_frame, summary_table
+
+published_profile = load_profile(profile).get("tables_from", profile)
+records = ptq_records(published_profile) or ptq_records(profile)
+shown_profile = published_profile if ptq_records(published_profile) else profile
+frame = records_frame(records)
+table = summary_table(frame)
+display(Markdown(f"Profile **{shown_profile}**: {provenance_line(records)}."))
+'''),
+    md("## Mini track: top-1 (%) per data source, mean ± std over seeds"),
+    code("pivot_sources(table)"),
+    md("## Mixup-class prompts against the single-class baselines"),
+    code('''
+pd.concat([compare_sources(table, "mixup", "single").set_index(["model", "bits"]),
+           compare_sources(table, "mixup", "genq").set_index(["model", "bits"])], axis=1)
+'''),
+    md("## Drop from full precision: mini (real calibration data) beside the ImageNet references"),
+    code('''
+reference = pd.read_csv(Path("book/reference/imagenet_ptq_reference.csv"))
+reference = reference[reference["w_bits"] < 32].assign(drop=lambda d: (d["fp_top1"] - d["top1"]).round(2))
+mini = table[table["data"] == "real"].assign(source=f"MixQ mini ({shown_profile})", method="QDrop",
+                                              calibration=lambda d: f"real {frame['n_calib'].iloc[0]}")
+mini = mini.assign(w_bits=mini["bits"].str[1].astype(int), a_bits=mini["bits"].str[3].astype(int),
+                   top1=mini["top1_mean"].round(2), fp_top1=mini["fp_top1"].round(2), drop=mini["drop"].round(2))
+columns = ["source", "calibration", "method", "model", "w_bits", "a_bits", "fp_top1", "top1", "drop"]
+pd.concat([reference[columns], mini[columns]], ignore_index=True)
+'''),
+]
+
+
+def add_opening(path: Path) -> None:
+    """Give a notebook kept as JSON (00_models) the same badge and install cell, once."""
+    notebook = nbformat.read(path, as_version=4)
+    if "colab-badge" in notebook.cells[0].source:
+        return
+    first = notebook.cells[0].source.split("\n", 1)
+    title, rest = first[0], first[1] if len(first) > 1 else ""
+    head = opening(path.stem, title.removeprefix("# "), rest, "")[:2]
+    notebook.cells = head + notebook.cells[1:]
+    path.write_text(nbformat.writes(notebook) + "\n")
+
+
+def main() -> None:
+    add_opening(NOTEBOOK_DIR / "00_models.ipynb")
+    for name, cells in NOTEBOOKS.items():
+        notebook = new_notebook(cells=cells, metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"}})
+        nbformat.validate(notebook)
+        path = NOTEBOOK_DIR / f"{name}.ipynb"
+        path.write_text(nbformat.writes(notebook) + "\n")
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

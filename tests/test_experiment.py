@@ -1,0 +1,106 @@
+"""Experiments and the report helpers: config validation, record reuse, tables with seed statistics."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from mixq_core import experiment, report
+from mixq_core.analysis import frechet_distance
+from mixq_core.errors import ConfigError, UnknownNameError
+from mixq_core.experiment import ExperimentConfig
+from mixq_core.profiles import load_profile
+
+
+def test_config_validates_and_round_trips():
+    config = ExperimentConfig(profile="smoke", data="mixup", k=3)
+    assert ExperimentConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(UnknownNameError, match="accepted: genq, mixup, mixup-embed, noise, real, single"):
+        ExperimentConfig(data="imagenet")
+    with pytest.raises(ConfigError, match="k ≥ 2"):
+        ExperimentConfig(data="mixup", k=1)
+    with pytest.raises(ConfigError, match="unknown experiment config keys"):
+        ExperimentConfig.from_dict({"bits": 4})
+    with pytest.raises(UnknownNameError, match="model of profile"):
+        ExperimentConfig(profile="smoke", model="resnet50").resolved()
+
+
+def test_identity_ignores_fields_a_source_does_not_use():
+    real = ExperimentConfig(profile="smoke", data="real")
+    assert real.identity() == ExperimentConfig(profile="smoke", data="real", k=4, guidance=9.0).identity()
+    single = ExperimentConfig(profile="smoke", data="single")
+    assert single.identity() == ExperimentConfig(profile="smoke", data="single", k=3, partners="near").identity()
+    assert single.identity() != ExperimentConfig(profile="smoke", data="single", guidance=9.0).identity()
+    assert single.identity() != ExperimentConfig(profile="mini", data="single").identity()
+
+
+def test_profile_extends_another():
+    full, mini = load_profile("mini-full"), load_profile("mini")
+    assert full["generator"] == mini["generator"] and full["name"] == "mini-full"
+    assert full["grid_cnn"]["seeds"] == [0, 1, 2]
+
+
+def test_grid_and_ablation_configs_cover_the_profile_sections():
+    grid = experiment.grid_configs("mini-full", "grid_cnn")
+    assert len(grid) == 2 * 2 * 5 * 3
+    assert {c.data for c in grid} == {"real", "noise", "single", "genq", "mixup"}
+    ablations = experiment.ablation_configs("mini-full")
+    assert [c.data for c in ablations["k"][::3]] == ["single", "mixup", "mixup", "mixup"]
+    assert [c.k for c in ablations["k"][3::3]] == [2, 3, 4]
+    assert {c.partners for c in ablations["partners"]} == {"random", "near", "far"}
+    assert {c.data for c in ablations["mixing"]} == {"mixup", "mixup-embed"}
+
+
+def test_run_writes_a_record_and_reuses_it(tmp_path, monkeypatch):
+    torch.set_num_threads(2)
+    config = ExperimentConfig(profile="smoke", data="noise", n_calib=16, iters=2)
+    record = experiment.run(config, results_dir=tmp_path)
+    metrics = record["metrics"]
+    assert record["config_hash"] and record["provenance"]["torch"]
+    assert metrics["n_calib"] == 16 and metrics["config"]["iters"] == 2
+    assert 0 <= metrics["top1"] <= 100
+    assert metrics["drop"] == pytest.approx(metrics["fp_top1"] - metrics["top1"], abs=0.01)
+    unit = metrics["units"][1]
+    assert len(unit["generalization_error"]) == len(unit["probe_steps"]) >= 1
+    assert set(metrics["seconds"]) >= {"quantize_seconds", "eval_seconds", "synthesis_seconds"}
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the record should have been reused")
+
+    monkeypatch.setattr("mixq_core.quant.quantize", fail)
+    assert experiment.run(config, results_dir=tmp_path) == record
+    with pytest.raises(AssertionError, match="reused"):
+        experiment.run(config, results_dir=tmp_path, force=True)
+
+
+def _frame(values: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [{"model": "m", "bits": "W2A4", "data": data, "seed": seed, "top1": top1, "fp_top1": 90.0}
+            for data, tops in values.items() for seed, top1 in enumerate(tops)]
+    return pd.DataFrame(rows)
+
+
+def test_summary_and_comparison_use_mean_std_and_standard_error():
+    table = report.summary_table(_frame({"mixup": [80.0, 82.0, 84.0], "single": [79.0, 80.0, 81.0],
+                                         "real": [85.0, 85.0, 85.0]}))
+    assert list(table["data"]) == ["real", "single", "mixup"]  # the book's source order
+    mixup = table[table["data"] == "mixup"].iloc[0]
+    assert mixup["top1_mean"] == 82.0 and mixup["top1_std"] == 2.0 and mixup["drop"] == 8.0
+    compared = report.compare_sources(table, "mixup", "single").iloc[0]
+    se = math.sqrt(4 / 3 + 1 / 3)
+    assert compared["mixup − single"] == 2.0 and compared["standard error"] == round(se, 2)
+    assert compared["verdict"] == "within seed spread"  # |2.0| < 2 × 1.29
+    far = report.summary_table(_frame({"mixup": [88.0, 88.5, 89.0], "single": [79.0, 80.0, 81.0]}))
+    assert report.compare_sources(far, "mixup", "single").iloc[0]["verdict"] == "beyond seed spread"
+    wide = report.pivot_sources(table)
+    assert list(wide.columns) == ["FP", "real", "single", "mixup"]
+    assert wide.loc[("m", "W2A4"), "mixup"] == "82.00 ± 2.00"
+
+
+def test_frechet_distance_is_zero_for_equal_sets_and_sees_a_mean_shift():
+    features = torch.randn(500, 8, generator=torch.Generator().manual_seed(0))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    shifted = features + torch.tensor([3.0] + [0.0] * 7)
+    assert frechet_distance(features, shifted) == pytest.approx(9.0, rel=1e-6)
+    with pytest.raises(ConfigError, match="equal width"):
+        frechet_distance(features, features[:, :4])

@@ -1,0 +1,123 @@
+"""The mini generator: collages, captions, a short training run that resumes, saving and loading."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from mixq_core import generator as gen
+from mixq_core import synthesis
+from mixq_core.errors import ChecksumError, ConfigError
+from mixq_core.generator import GeneratorRecipe, caption_bank, collage, train_generator
+
+TINY = GeneratorRecipe(vae_steps=12, vae_batch_size=16, unet_steps=12, unet_batch_size=16, warmup_steps=2,
+                       checkpoint_every=4)
+
+
+def _item(value: int, size: int = 32) -> torch.Tensor:
+    item = torch.zeros(1, size, size, dtype=torch.uint8)
+    item[:, 6:26, 6:26] = value
+    return item
+
+
+def test_collage_pastes_both_items_without_blending():
+    canvas = collage(_item(100), _item(200), torch.Generator().manual_seed(0))
+    values = set(canvas.unique().tolist())
+    assert {100, 200} <= values  # both items are visible
+    # Downscaling blurs each item's own edge, but no pixel is a mix of the two items: the right item
+    # occludes the left where they overlap, so no value lies strictly between the two fills.
+    assert not any(100 < v < 200 for v in values)
+    left, right = canvas[0, :, :16].float().mean(), canvas[0, :, 16:].float().mean()
+    assert right > left  # the second item is on the right
+
+
+def test_caption_bank_names_the_right_classes_and_fits_the_tokenizer():
+    captions, classes = caption_bank(pair_share=0.3)
+    assert captions[0] == "" and classes[0] == ()
+    for caption, cls in zip(captions[1:], classes[1:], strict=True):
+        for c in cls:
+            assert any(name in caption for name in gen.CLASS_SYNONYMS[c])
+    assert {len(c) for c in classes[1:]} == {1, 2}
+    singles_only = caption_bank(pair_share=0.0)[1]
+    assert {len(c) for c in singles_only[1:]} == {1}
+    _, tokenizer = gen.mini_text_encoder()
+    longest = max(len(tokenizer(c).input_ids) for c in captions)
+    assert longest <= gen.TEXT_MAX_TOKENS
+
+
+def test_short_training_lowers_the_loss_resumes_and_saves_a_loadable_pipeline(tmp_path, monkeypatch):
+    torch.set_num_threads(2)
+    out, work = tmp_path / "gen", tmp_path / "work"
+    summary = train_generator(out, work, recipe=TINY, limit=64)
+    assert summary["vae_final_loss"] < summary["vae_first_loss"]
+    assert summary["unet_final_loss"] < summary["unet_first_loss"]
+    assert not work.exists()  # training state is removed once the pipeline is written
+    index = json.loads((out / "model_index.json").read_text())
+    assert index[synthesis.TEXT_ENCODER_PACKAGE_KEY] == gen.TEXT_ENCODER_PACKAGE
+    assert not (out / "text_encoder").exists()  # the text encoder is not shipped
+    pipe = synthesis.load_pipeline(out)
+    assert pipe.vae.config.scaling_factor == pytest.approx(summary["scaling_factor"], rel=1e-4)
+    image = pipe("a photo of a bag", num_inference_steps=2, guidance_scale=3.0, height=32, width=32,
+                 output_type="np", generator=torch.Generator().manual_seed(0)).images
+    assert image.shape == (1, 32, 32, 3) and (image >= 0).all() and (image <= 1).all()
+
+    # A run killed after its first checkpoint resumes from it and ends with the same weights.
+    calls = {"n": 0}
+    real_update = gen.WeightEMA.update
+
+    def dying_update(self, model):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        real_update(self, model)
+
+    resumed = tmp_path / "resumed"
+    monkeypatch.setattr(gen.WeightEMA, "update", dying_update)
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(resumed, work, recipe=TINY, limit=64)
+    assert (work / "unet_state.pt").exists() and not resumed.exists()
+    monkeypatch.setattr(gen.WeightEMA, "update", real_update)
+    train_generator(resumed, work, recipe=TINY, limit=64)
+    for part in ("unet", "vae"):
+        first = (out / part / "diffusion_pytorch_model.safetensors").read_bytes()
+        assert (resumed / part / "diffusion_pytorch_model.safetensors").read_bytes() == first
+
+
+def test_work_folder_of_another_run_is_refused(tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "settings.json").write_text(json.dumps({"seed": 5}))
+    with pytest.raises(ConfigError, match="other settings"):
+        train_generator(tmp_path / "out", tmp_path / "work", recipe=TINY, limit=64)
+
+
+shipped = pytest.mark.skipif(not (synthesis.GENERATORS["mini"] / "model_index.json").exists(),
+                             reason="the mini generator is not built")
+
+
+@shipped
+def test_shipped_generator_loads_offline_and_draws_finite_images():
+    from mixq_core.models import read_assets_manifest, sha256_of
+
+    manifest = read_assets_manifest()["files"]
+    for file in synthesis.SHIPPED_GENERATORS["mini"]:
+        assert sha256_of(synthesis.ASSETS_DIR / file) == manifest[file]["sha256"]
+    pipe = synthesis.load_pipeline("mini")
+    images = pipe(["a photo of a sneaker", "a photo of a dress and a bag"], num_inference_steps=4,
+                  guidance_scale=3.0, height=32, width=32, output_type="np",
+                  generator=[torch.Generator().manual_seed(i) for i in range(2)]).images
+    assert images.shape == (2, 32, 32, 3)
+    assert torch.isfinite(torch.from_numpy(images)).all() and images.min() >= 0 and images.max() <= 1
+    assert images.std() > 0.05  # a picture, not a flat field
+
+
+@shipped
+def test_corrupted_shipped_generator_names_the_file_and_the_rebuild_command(tmp_path, monkeypatch):
+    assets = tmp_path / "assets"
+    shutil.copytree(synthesis.GENERATORS["mini"], assets / "mini-generator")
+    shutil.copy(synthesis.ASSETS_DIR / "manifest.json", assets / "manifest.json")
+    weights = assets / synthesis.SHIPPED_GENERATORS["mini"][0]
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    monkeypatch.setitem(synthesis.GENERATORS, "mini", assets / "mini-generator")
+    with pytest.raises(ChecksumError, match=r"unet/diffusion_pytorch_model.safetensors.*mixq train-mini-generator"):
+        synthesis.load_pipeline("mini")
