@@ -36,6 +36,16 @@ class ConfigError(MixQError, ValueError):
     """A configuration value outside its accepted range."""
 
 
+def check_fields(cls, data: dict, what: str) -> None:
+    """Raise :class:`ConfigError` if ``data`` has keys that dataclass ``cls`` has no field for."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} {unknown}; accepted: {', '.join(sorted(known))}")
+
+
 def unknown_name(kind: str, name: str, accepted) -> UnknownNameError:
     """Build the standard 'unknown X' error listing what is accepted."""
     choices = ", ".join(sorted(accepted))

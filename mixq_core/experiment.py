@@ -24,13 +24,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .data import eval_dataset, make_loader, subset
-from .errors import ConfigError, unknown_name
+from .errors import ConfigError, check_fields, unknown_name
 from .models import evaluate, load_model
 from .profiles import load_profile
 from .results import RESULTS_DIR, config_hash, load_record, save_record
@@ -128,10 +128,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ExperimentConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown experiment config keys {unknown}; accepted: {', '.join(sorted(known))}")
+        check_fields(cls, data, "experiment config keys")
         return cls(**data)
 
     def identity(self) -> dict:

@@ -34,12 +34,12 @@ import copy
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError, MixQError, unknown_name
+from ..errors import ConfigError, MixQError, check_fields, unknown_name
 from ..progress import progress
 from .calibrate import calibrate_activations, calibrate_weights
 from .modules import (
@@ -162,10 +162,7 @@ class QuantConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> QuantConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown QuantConfig fields {unknown}; accepted: {', '.join(sorted(known))}")
+        check_fields(cls, data, "QuantConfig fields")
         return cls(**data)
 
 
