@@ -50,7 +50,8 @@ def _cmd_grid(args) -> dict:
     if args.seeds:
         configs = [c for c in configs if c.seed in args.seeds]
     configs = list(dict.fromkeys(configs))  # ablation factors share their centre cell
-    records = run_grid(configs, force=args.force)
+    records = run_grid(configs, force=args.force, device=args.device, imagenet_val=args.imagenet_val,
+                       imagenet_train=args.imagenet_train)
     return {"profile": args.profile, "section": args.section, "experiments": len(records),
             "results": [{**{k: r["metrics"]["config"][k] for k in ("model", "w_bits", "a_bits", "data", "seed")},
                          "top1": r["metrics"]["top1"], "record": r["config_hash"]} for r in records]}
@@ -67,7 +68,8 @@ def _cmd_evaluate(args) -> dict:
         model = load_model(load_profile(args.profile), args.model)
         return {"model": args.model, "profile": args.profile, "data": args.data,
                 **score_synthetic(model, args.data, topk=args.topk)}
-    return fp_top1(args.profile, args.model, limit=args.limit, seed=args.seed, data_root=args.imagenet_val)
+    return fp_top1(args.profile, args.model, limit=args.limit, seed=args.seed, data_root=args.imagenet_val,
+                   device=args.device)
 
 
 def _cmd_reproduce(args) -> dict:
@@ -94,11 +96,12 @@ def _cmd_synthesize(args) -> dict:
         guidance=profile["guidance"] if args.guidance is None else args.guidance,
         resolution=args.resolution or profile["resolution"], device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, shard=parse_shard(args.shard), filter_model=model, filter_model_name=args.model,
-        **({"transform": transform} if transform else {}))
+        exact=args.exact, **({"transform": transform} if transform else {}))
 
 
 def _cmd_quantize(args) -> dict:
-    from .data import eval_dataset, make_loader, subset
+    from .data import make_loader
+    from .experiment import data_root, default_device, eval_loader
     from .models import atomic_write, evaluate, load_model
     from .profiles import load_profile
     from .quant import QuantConfig, calibration_dataset, quantize
@@ -106,12 +109,13 @@ def _cmd_quantize(args) -> dict:
     profile = load_profile(args.profile)
     overrides = {"iters": args.iters, "batch_size": args.batch_size}
     config = QuantConfig(w_bits=args.w_bits, a_bits=args.a_bits, method=args.method, seed=args.seed,
-                         compile=not args.no_compile, **{k: v for k, v in overrides.items() if v is not None})
-    calib = calibration_dataset(args.data, profile, n=args.n_calib or profile["n_calib"], seed=args.seed)
-    model = load_model(profile, args.model)
+                         compile=not args.no_compile, first_last_8bit=profile.get("first_last_8bit", True),
+                         **{k: v for k, v in overrides.items() if v is not None})
+    model = load_model(profile, args.model).to(default_device(args.device))
+    calib = calibration_dataset(args.data, profile, n=args.n_calib or profile["n_calib"], seed=args.seed,
+                                model=model, root=data_root("train", args.imagenet_train))
     # The evaluation subset is fixed (seed 0), so runs with different seeds are compared on the same images.
-    test = make_loader(subset(eval_dataset(profile, model), args.limit or profile.get("eval_limit"), seed=0),
-                       batch_size=profile["eval_batch_size"])
+    test = eval_loader(profile, model, args.limit, seed=0, root=args.imagenet_val)
     fp_top1 = evaluate(model, test, desc=f"eval {args.model}")["top1"]
     qmodel, trace = quantize(model, config, make_loader(calib, batch_size=256))
     metrics = evaluate(qmodel, test, desc=f"eval {args.model} W{args.w_bits}A{args.a_bits}")
@@ -124,6 +128,16 @@ def _cmd_quantize(args) -> dict:
             "n_calib": trace.n_calib, "n_eval": metrics["n_images"], "top1": metrics["top1"], "fp_top1": fp_top1,
             "drop": round(fp_top1 - metrics["top1"], 2), "seconds": round(trace.seconds, 1),
             "calibration_seconds": round(trace.calibration_seconds, 1), "units": units}
+
+
+def _add_track_arguments(parser: argparse.ArgumentParser, train: bool = True) -> None:
+    """Where the ImageNet track's real data is, and the device: shared by every command that runs models."""
+    parser.add_argument("--imagenet-val", default=None,
+                        help="ImageNet val folder, val/<synset>/*.JPEG (imagenet profile; default $MIXQ_IMAGENET_VAL)")
+    if train:
+        parser.add_argument("--imagenet-train", default=None,
+                            help="ImageNet train folder for --data real and the probes (default $MIXQ_IMAGENET_TRAIN)")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True)
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate a fixed random subset of N images")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
-    evaluate.add_argument("--imagenet-val", default=None, help="ImageNet val folder (imagenet profile)")
+    _add_track_arguments(evaluate, train=False)
     evaluate.add_argument("--data", default=None, help="score on a synthetic set folder against its prompts instead")
     evaluate.add_argument("--topk", type=int, default=2, help="with --data: k of the all/any-in-top-k shares")
     evaluate.set_defaults(run=_cmd_evaluate)
@@ -188,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--guidance", type=float, default=None)
     synth.add_argument("--resolution", type=int, default=None)
     synth.add_argument("--batch-size", type=int, default=8)
+    synth.add_argument("--exact", action="store_true",
+                       help="one image per pipeline call: same pixels at any batch size (~5x slower on 2 CPU cores)")
     synth.add_argument("--shard", default="0/1", help="i/n: generate every n-th image from the i-th")
     synth.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     synth.add_argument("--dtype", default=None, help="float16, bfloat16 or float32 (default: fp16 on cuda)")
@@ -199,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--models", nargs="*", default=None, help="only these models of the grid")
     grid.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds")
     grid.add_argument("--force", action="store_true", help="rerun experiments whose record exists")
+    _add_track_arguments(grid)
     grid.set_defaults(run=_cmd_grid)
 
     quant = commands.add_parser("quantize", help="PTQ of a model, calibrated on real, noise or synthetic images")
@@ -215,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--limit", type=int, default=None, help="evaluate a fixed random subset of N test images")
     quant.add_argument("--trace", default=None, help="write the reconstruction trace (JSON) to this file")
     quant.add_argument("--no-compile", action="store_true", help="run AdaRound eagerly (no torch.compile)")
+    _add_track_arguments(quant)
     quant.set_defaults(run=_cmd_quantize)
     return parser
 

@@ -211,6 +211,26 @@ def mini_image_transform(image: Image.Image) -> torch.Tensor:
     return normalize_mini(pixels)[0]
 
 
+def model_transform(profile: dict, model: torch.nn.Module | None = None) -> Callable:
+    """How images (real or generated) are prepared for a model of ``profile``: the fixed
+    Fashion-MNIST preparation on the mini track, the model's own timm eval transform otherwise."""
+    if profile["dataset"] == "fashion-mnist":
+        return mini_image_transform
+    if model is None:
+        raise ValueError(f"profile {profile['name']!r} prepares images with the model's eval transform: pass the model")
+    return imagenet_eval_transform(model)
+
+
+def model_input_size(profile: dict, model: torch.nn.Module | None = None) -> int:
+    """Side in pixels of the images a model of ``profile`` takes (Gaussian-noise calibration
+    images are drawn at this size): the model's own timm input size off the mini track."""
+    if profile["dataset"] == "fashion-mnist" or model is None:
+        return profile.get("image_size", 224)
+    from timm.data import resolve_data_config
+
+    return int(resolve_data_config({}, model=model)["input_size"][-1])
+
+
 def read_manifest(folder: str | os.PathLike) -> list[dict]:
     """The records of a synthetic set's ``manifest.jsonl``, in file order."""
     path = Path(folder) / MANIFEST_NAME

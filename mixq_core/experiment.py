@@ -6,11 +6,17 @@ calibration data source, set size, method, iterations, seed, generator settings)
 and writes one JSON record under ``results/ptq/`` keyed by the hash of the config. A config
 whose record exists is not run again unless ``force=True``.
 
-Data sources: ``real`` (Fashion-MNIST training images: the upper bound), ``noise``
-(Gaussian images: the lower bound), and the four prompt strategies of
-:mod:`mixq_core.prompts` (``single``, ``genq``, ``mixup``, ``mixup-embed``), whose images
-the profile's generator makes. Synthetic sets are cached under ``results/sets/`` and shared
-by every experiment that needs the same set.
+Data sources: ``real`` (real training images: the upper bound), ``noise`` (Gaussian
+images: the lower bound), and the four prompt strategies of :mod:`mixq_core.prompts`
+(``single``, ``genq``, ``mixup``, ``mixup-embed``), whose images the profile's generator
+makes. Synthetic sets are cached under ``results/sets/`` and shared by every experiment
+that needs the same set.
+
+The two tracks run the same code. The ``mini`` track ships everything it needs; the
+``imagenet`` track needs the ImageNet folders, given to :func:`run` (``imagenet_val``,
+``imagenet_train``) or in the environment (``$MIXQ_IMAGENET_VAL``, ``$MIXQ_IMAGENET_TRAIN``).
+They are not part of a record's identity: the same data in another place is the same
+experiment. Everything runs on ``device`` (default: CUDA when available).
 
 The record holds the config and its hash, full-precision and quantized top-1, per-unit
 reconstruction traces (losses, gradient norms, held-out generalization error; per-step
@@ -41,6 +47,16 @@ DATA_SOURCES = REAL_SOURCES + SYNTHETIC_SOURCES
 PROBE_IMAGES = 256  # held-out real images whose loss gives the generalization error
 TRACE_WINDOW = 25  # per-step values are stored as means over windows of this many steps
 PTQ_KIND = "ptq"
+ROOT_ENV = {"eval": "MIXQ_IMAGENET_VAL", "train": "MIXQ_IMAGENET_TRAIN"}
+
+
+def data_root(which: str, given: str | os.PathLike | None = None) -> str | None:
+    """The folder of real ``eval`` or ``train`` images: ``given``, else its environment variable."""
+    return str(given) if given is not None else os.environ.get(ROOT_ENV[which]) or None
+
+
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def ptq_kind(profile: str) -> str:
@@ -48,28 +64,37 @@ def ptq_kind(profile: str) -> str:
     return f"{PTQ_KIND}/{profile}"
 
 
+def eval_loader(profile: dict, model: torch.nn.Module, limit: int | None = None, seed: int = 0,
+                root: str | os.PathLike | None = None):
+    """The profile's real test images for ``model`` (a deterministic subset of ``limit`` if given)."""
+    dataset = subset(eval_dataset(profile, model, data_root("eval", root)),
+                     limit or profile.get("eval_limit"), seed)
+    return make_loader(dataset, batch_size=profile["eval_batch_size"], num_workers=profile.get("loader_workers", 0))
+
+
 def fp_top1(profile_name: str, model_name: str, limit: int | None = None, seed: int = 0,
-            data_root: str | os.PathLike | None = None) -> dict:
+            data_root: str | os.PathLike | None = None, device: str | torch.device | None = None) -> dict:
     """Top-1 of the full-precision model on the profile's real test data.
 
     ``limit`` evaluates a deterministic subset of that many images (the same for the same
     ``seed``); ``data_root`` is the data folder where the profile needs one (ImageNet val).
     """
     profile = load_profile(profile_name)
-    model = load_model(profile, model_name)
-    dataset = subset(eval_dataset(profile, model, data_root), limit or profile.get("eval_limit"), seed)
+    model = load_model(profile, model_name).to(default_device(device))
+    loader = eval_loader(profile, model, limit, seed, data_root)
     start = time.time()
-    metrics = evaluate(model, make_loader(dataset, batch_size=profile["eval_batch_size"]), desc=f"eval {model_name}")
+    metrics = evaluate(model, loader, desc=f"eval {model_name}")
     return {"model": model_name, "profile": profile_name, **metrics, "seconds": round(time.time() - start, 2)}
 
 
 def run_fp_evaluation(profile_name: str, model_name: str, limit: int | None = None, seed: int = 0,
-                      force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR) -> dict:
+                      force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
+                      data_root: str | os.PathLike | None = None, device: str | torch.device | None = None) -> dict:
     """:func:`fp_top1` stored as a ``fp`` result record; an existing record is reused unless ``force``."""
     config = {"profile": profile_name, "model": model_name, "limit": limit, "seed": seed}
     if not force and (record := load_record("fp", config, results_dir)) is not None:
         return record
-    save_record("fp", config, fp_top1(profile_name, model_name, limit, seed), results_dir)
+    save_record("fp", config, fp_top1(profile_name, model_name, limit, seed, data_root, device), results_dir)
     return load_record("fp", config, results_dir)
 
 
@@ -145,6 +170,11 @@ class ExperimentConfig:
             identity.update(k=1 if config.data in SYNTHETIC_SOURCES else None, partners=None)
         identity["track"] = {key: profile.get(key) for key in ("dataset", "weights", "eval_data", "eval_limit",
                                                                "generator", "resolution", "quant_compile")}
+        # Settings only some profiles have join the identity only where present, so adding
+        # them did not change the identity (and record) of any earlier experiment.
+        optional = {"pretrained_tag": (profile.get("pretrained_tags") or {}).get(config.model),
+                    "first_last_8bit": profile.get("first_last_8bit"), "classes": profile.get("classes")}
+        identity["track"].update({key: value for key, value in optional.items() if value is not None})
         return identity
 
 
@@ -154,68 +184,97 @@ class ExperimentConfig:
 def synthetic_set_folder(config: ExperimentConfig, results_dir: str | os.PathLike = RESULTS_DIR) -> Path:
     """Where the synthetic set of ``config`` is cached (shared by every experiment using the same set)."""
     config = config.resolved()
-    key = {"generator": load_profile(config.profile)["generator"], "steps": config.steps,
+    profile = load_profile(config.profile)
+    key = {"generator": profile["generator"], "steps": config.steps,
            "guidance": config.guidance, "strategy": config.data, "n": _set_size(config), "seed": config.seed,
            "k": config.k if config.data in ("mixup", "mixup-embed") else 1, "partners": config.partners,
            "filter_model": config.model if config.data == "genq" else None}
+    if profile.get("classes"):
+        key["classes"] = list(profile["classes"])
     return Path(results_dir) / "sets" / f"{config.data}-{config_hash(key)}"
 
 
-def _set_size(config: ExperimentConfig) -> int:
-    from .prompts import load_vocabulary
+def _profile_classes(profile: dict) -> tuple[str, ...] | None:
+    """The classes a profile's synthetic sets draw from (``classes``: names or ids), or None for all."""
+    return tuple(str(c) for c in profile["classes"]) if profile.get("classes") else None
 
-    classes = len(load_vocabulary(load_profile(config.profile)["vocabulary"]))
+
+def _set_size(config: ExperimentConfig) -> int:
+    from .prompts import PromptConfig, load_vocabulary, selected_classes
+
+    profile = load_profile(config.profile)
+    vocabulary = load_vocabulary(profile["vocabulary"])
+    chosen = PromptConfig(vocabulary=profile["vocabulary"], classes=_profile_classes(profile))
+    classes = len(selected_classes(chosen, vocabulary))
     n = (config.n_calib // classes) * classes
     if n == 0:
         raise ConfigError(f"n_calib={config.n_calib} is below the {classes} classes a balanced synthetic set needs")
     return n
 
 
-def genq_filter(profile: dict, name: str):
+def genq_filter(profile: dict, name: str, device: str | torch.device | None = None):
     """The full-precision model whose energy score filters a genq set, and the transform feeding it."""
-    from .data import imagenet_eval_transform, mini_image_transform
+    from .data import model_transform
 
-    model = load_model(profile, name)
-    return model, mini_image_transform if profile["weights"] == "assets" else imagenet_eval_transform(model)
+    model = load_model(profile, name).to(default_device(device))
+    return model, model_transform(profile, model)
 
 
 def calibration_data(config: ExperimentConfig, model: torch.nn.Module, results_dir: str | os.PathLike = RESULTS_DIR,
-                     pipe=None) -> tuple[torch.utils.data.Dataset, dict]:
-    """The calibration images of ``config`` and what making them cost (``synthesis_seconds``)."""
+                     pipe=None, imagenet_train: str | os.PathLike | None = None,
+                     ) -> tuple[torch.utils.data.Dataset, dict]:
+    """The calibration images of ``config`` for ``model`` and what making them cost (``synthesis_seconds``).
+
+    Synthetic sets are generated on ``model``'s device; ``imagenet_train`` is the real
+    training folder where the profile ships none (see :func:`data_root`).
+    """
     from .prompts import PromptConfig
     from .quant import calibration_dataset
     from .synthesis import synthesize_set
 
     config = config.resolved()
     profile = load_profile(config.profile)
+    device = next(model.parameters()).device
     if config.data in REAL_SOURCES:
-        return calibration_dataset(config.data, profile, n=config.n_calib, seed=config.seed), {"synthesis_seconds": 0.0}
+        dataset = calibration_dataset(config.data, profile, n=config.n_calib, seed=config.seed, model=model,
+                                      root=data_root("train", imagenet_train))
+        return dataset, {"synthesis_seconds": 0.0}
     folder = synthetic_set_folder(config, results_dir)
     start = time.time()
     if not (folder / "manifest.jsonl").exists():
         prompt_config = PromptConfig(strategy=config.data, n=_set_size(config), vocabulary=profile["vocabulary"],
                                      k=config.k if config.data in ("mixup", "mixup-embed") else None,
-                                     seed=config.seed, partners=config.partners)
-        filter_model, transform = genq_filter(profile, config.model) if config.data == "genq" else (None, None)
+                                     seed=config.seed, partners=config.partners, classes=_profile_classes(profile))
+        filter_model, transform = genq_filter(profile, config.model, device) if config.data == "genq" else (None, None)
         synthesize_set(prompt_config, folder, generator=profile["generator"], steps=config.steps,
-                       guidance=config.guidance, resolution=profile["resolution"],
-                       batch_size=profile.get("synthesis_batch_size", 64), filter_model=filter_model,
-                       filter_model_name=config.model if filter_model is not None else None, pipe=pipe,
-                       **({"transform": transform} if transform else {}))
+                       guidance=config.guidance, resolution=profile["resolution"], device=str(device),
+                       dtype=profile.get("synthesis_dtype"), batch_size=profile.get("synthesis_batch_size", 64),
+                       filter_model=filter_model, filter_model_name=config.model if filter_model is not None else None,
+                       pipe=pipe, **({"transform": transform} if transform else {}))
     seconds = time.time() - start
-    return calibration_dataset(str(folder), profile, n=config.n_calib, seed=config.seed), {
+    return calibration_dataset(str(folder), profile, n=config.n_calib, seed=config.seed, model=model), {
         "synthesis_seconds": round(seconds, 1), "set_folder": str(folder)}
 
 
-def probe_data(profile: dict, seed: int = 0) -> torch.utils.data.Dataset | None:
-    """Held-out real images for the generalization probes: training images no ``real`` calibration
-    subset of the same seed starts with (the *last* images of the split), or None without real data."""
-    from .data import load_source
+def probe_data(profile: dict, seed: int = 0, model: torch.nn.Module | None = None, n_calib: int = 0,
+               imagenet_train: str | os.PathLike | None = None) -> torch.utils.data.Dataset | None:
+    """Held-out real training images for the generalization probes, or None without real data.
 
-    if profile["dataset"] != "fashion-mnist":
-        return None
-    train = load_source(profile["dataset"], split="train")
+    Fashion-MNIST: drawn from the last images of the split. ImageNet (when its train folder
+    is given): the ``probe_images`` that follow the ``n_calib`` images of the ``real``
+    calibration subset in the same seeded order, so the two never overlap.
+    """
+    from .data import load_source, model_transform, subset_indices
+
     n = profile.get("probe_images", PROBE_IMAGES)
+    if profile["dataset"] != "fashion-mnist":
+        root = data_root("train", imagenet_train)
+        if root is None:
+            return None
+        train = load_source(profile["dataset"], root=root, transform=model_transform(profile, model))
+        order = subset_indices(len(train), min(len(train), n_calib + n), seed)
+        return torch.utils.data.Subset(train, order[n_calib:].tolist()) if len(order) > n_calib else None
+    train = load_source(profile["dataset"], split="train")
     tail = torch.arange(len(train) - 4 * n, len(train))
     chosen = tail[torch.randperm(len(tail), generator=torch.Generator().manual_seed(seed))[:n]]
     return torch.utils.data.Subset(train, chosen.tolist())
@@ -247,10 +306,13 @@ def compact_trace(trace) -> list[dict]:
 
 
 def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
-        pipe=None) -> dict:
+        pipe=None, imagenet_val: str | os.PathLike | None = None, imagenet_train: str | os.PathLike | None = None,
+        device: str | torch.device | None = None) -> dict:
     """Run ``config`` (or reuse its record) and return the result record.
 
     ``pipe``: an already loaded generator pipeline, to save loading it once per experiment.
+    ``imagenet_val``, ``imagenet_train``: the real-data folders of the ImageNet track (see
+    :func:`data_root`). ``device``: where synthesis, quantization and evaluation run.
     """
     from .analysis import diversity_metrics
     from .quant import QuantConfig, quantize
@@ -261,22 +323,24 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     if not force and (record := load_record(kind, identity, results_dir)) is not None:
         return record
     profile = load_profile(resolved.profile)
+    device = default_device(device)
     timings = {}
     start = time.time()
-    model = load_model(profile, resolved.model)
-    test = make_loader(subset(eval_dataset(profile, model), profile.get("eval_limit"), seed=0),
-                       batch_size=profile["eval_batch_size"])
-    fp = run_fp_evaluation(resolved.profile, resolved.model, results_dir=results_dir)["metrics"]
+    model = load_model(profile, resolved.model).to(device)
+    test = eval_loader(profile, model, root=imagenet_val)
+    fp = run_fp_evaluation(resolved.profile, resolved.model, results_dir=results_dir, data_root=imagenet_val,
+                           device=device)["metrics"]
     timings["setup_seconds"] = round(time.time() - start, 1)
-    calib, made = calibration_data(resolved, model, results_dir, pipe)
+    calib, made = calibration_data(resolved, model, results_dir, pipe, imagenet_train)
     timings["synthesis_seconds"] = made["synthesis_seconds"]
     start = time.time()
     diversity = diversity_metrics(model, calib)
     timings["diversity_seconds"] = round(time.time() - start, 1)
     quant_config = QuantConfig(w_bits=resolved.w_bits, a_bits=resolved.a_bits, method=resolved.method,
                                iters=resolved.iters, seed=resolved.seed, probe_every=max(1, resolved.iters // 10),
-                               compile=profile.get("quant_compile", True))
-    probes = probe_data(profile, seed=resolved.seed)
+                               compile=profile.get("quant_compile", True),
+                               first_last_8bit=profile.get("first_last_8bit", True))
+    probes = probe_data(profile, resolved.seed, model, resolved.n_calib, imagenet_train)
     qmodel, trace = quantize(model, quant_config, make_loader(calib, batch_size=256),
                              make_loader(probes, batch_size=256) if probes is not None else None)
     timings["quantize_seconds"] = round(trace.seconds, 1)
@@ -287,25 +351,34 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
         "profile": resolved.profile, "config": resolved.to_dict(), "fp_top1": fp["top1"], "top1": metrics["top1"],
         "drop": round(fp["top1"] - metrics["top1"], 2), "n_eval": metrics["n_images"], "n_calib": len(calib),
         "set_folder": made.get("set_folder"), "diversity": diversity, "quant_config": quant_config.to_dict(),
-        "units": compact_trace(trace), "seconds": timings,
+        "units": compact_trace(trace), "seconds": timings, "device": _device_name(device),
     }
     save_record(kind, identity, result, results_dir)
     return load_record(kind, identity, results_dir)
 
 
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def run_grid(configs: list[ExperimentConfig], force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
-             ) -> list[dict]:
-    """:func:`run` for each config, loading the generator once if any config needs it."""
+             device: str | torch.device | None = None, **roots) -> list[dict]:
+    """:func:`run` for each config, loading the generator once if any config needs it.
+
+    ``roots``: ``imagenet_val`` / ``imagenet_train`` folders, passed on to :func:`run`.
+    """
     from .progress import progress
 
+    device = default_device(device)
     pending = [c for c in configs
                if force or load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) is None]
     pipe = None
     if any(c.data in SYNTHETIC_SOURCES for c in pending):
         from .synthesis import load_pipeline
 
-        pipe = load_pipeline(load_profile(pending[0].profile)["generator"])
-    return [run(c, force, results_dir, pipe) for c in progress(configs, desc="experiments")]
+        profile = load_profile(pending[0].profile)
+        pipe = load_pipeline(profile["generator"], device=str(device), dtype=profile.get("synthesis_dtype"))
+    return [run(c, force, results_dir, pipe, device=device, **roots) for c in progress(configs, desc="experiments")]
 
 
 def grid_configs(profile_name: str, section: str = "grid_cnn", **only) -> list[ExperimentConfig]:

@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import ChecksumError, DatasetNotFoundError, UnknownNameError, WeightsUnavailableError, unknown_name
+from .errors import (
+    ChecksumError,
+    ConfigError,
+    DatasetNotFoundError,
+    UnknownNameError,
+    WeightsUnavailableError,
+    unknown_name,
+)
 from .progress import progress
 
 ASSETS_DIR = Path(os.environ.get("MIXQ_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
@@ -178,21 +185,35 @@ def load_mini_model(name: str, assets_dir: str | os.PathLike = ASSETS_DIR) -> nn
 def load_model(profile: dict, name: str) -> nn.Module:
     """The full-precision model ``name`` of ``profile`` in eval mode.
 
-    ``weights: assets`` loads the shipped, hash-checked mini checkpoints; ``weights:
-    timm-pretrained`` asks timm for its pretrained tag (network or local cache needed).
+    ``weights`` in the profile says where the weights come from:
+
+    - ``assets``: the shipped, hash-checked mini checkpoints;
+    - ``timm-pretrained``: timm's pretrained weights, of the tag that ``pretrained_tags``
+      pins for the model (timm's default tag otherwise); network or local hub cache needed;
+    - ``timm-random``: timm's architecture, randomly initialised (seed 0). Only for offline
+      tests and speed benchmarks of the ImageNet path: its accuracy means nothing.
     """
     if name not in profile["models"]:
         raise UnknownNameError(f"unknown model {name!r} for profile {profile['name']!r}; "
                                f"accepted: {', '.join(profile['models'])}")
-    if profile["weights"] == "assets":
+    weights = profile["weights"]
+    if weights == "assets":
         return load_mini_model(name)
     import timm
 
+    if weights == "timm-random":
+        torch.manual_seed(0)
+        return timm.create_model(name, pretrained=False).eval()
+    if weights != "timm-pretrained":
+        raise ConfigError(f"profile {profile['name']!r} has weights {weights!r}; accepted: assets, "
+                          "timm-pretrained, timm-random")
+    tag = (profile.get("pretrained_tags") or {}).get(name)
+    full_name = f"{name}.{tag}" if tag else name
     try:
-        return timm.create_model(name, pretrained=True).eval()
+        return timm.create_model(full_name, pretrained=True).eval()
     except (OSError, RuntimeError, ValueError) as exc:  # hub unreachable and nothing in the local cache
         raise WeightsUnavailableError(
-            f"could not load timm's pretrained weights for {name!r} ({type(exc).__name__}); they are downloaded "
+            f"could not load timm's pretrained weights {full_name!r} ({type(exc).__name__}); they are downloaded "
             "from the Hugging Face hub on first use: go online once, or fill the hub cache (HF_HOME) by hand"
         ) from None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 from .experiment import ptq_kind
 from .results import RESULTS_DIR, load_records
@@ -170,3 +171,42 @@ def set_gallery(folder: str | os.PathLike, n: int = 16, columns: int = 8, title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return figure
+
+
+# ----------------------------------------------------------------------------- ImageNet reference numbers
+
+REFERENCE_CSV = Path(__file__).resolve().parent / "reference" / "imagenet_ptq_reference.csv"
+# The reference table names models as their papers do; these are the timm names of the same architectures.
+REFERENCE_MODEL_NAMES = {"resnet18": "resnet18", "resnet50": "resnet50", "mobilenetv2": "mobilenetv2_100",
+                         "deit_small": "deit_small_patch16_224", "deit_base": "deit_base_patch16_224",
+                         "vit_small": "vit_small_patch16_224", "swin_tiny": "swin_tiny_patch4_window7_224"}
+
+
+def imagenet_reference():
+    """The published ImageNet numbers shipped with the package (each row names its source),
+    with ``model`` as the timm architecture name and the drop from full precision."""
+    import pandas as pd
+
+    frame = pd.read_csv(REFERENCE_CSV)
+    frame["model"] = [REFERENCE_MODEL_NAMES.get(name, name.split(".")[0]) for name in frame["model"]]
+    frame["bits"] = [f"W{w}A{a}" if w < 32 else "FP32" for w, a in zip(frame["w_bits"], frame["a_bits"], strict=True)]
+    frame["drop"] = (frame["fp_top1"] - frame["top1"]).round(2)
+    return frame
+
+
+def beside_reference(frame, models: list[str] | None = None):
+    """This run's records (a :func:`records_frame`) and the quantized reference rows of the same
+    models (``models``, default: those in ``frame``, or all when it is empty), one row each:
+    ``source``, ``model``, ``bits``, ``calibration``, ``top1``, ``fp_top1``, ``drop``."""
+    import pandas as pd
+
+    columns = ["source", "model", "bits", "calibration", "top1", "fp_top1", "drop"]
+    reference = imagenet_reference()
+    reference = reference[reference["bits"] != "FP32"]
+    models = models or (sorted(set(frame["model"])) if len(frame) else sorted(set(reference["model"])))
+    theirs = reference[reference["model"].isin(models)].assign(source=lambda d: d["source"] + " · " + d["method"])
+    if not len(frame):
+        return theirs[columns].reset_index(drop=True)
+    ours = frame.assign(source="MixQ (this run) · " + frame["method"],
+                        calibration=frame["data"] + " " + frame["n_calib"].astype(str))
+    return pd.concat([theirs[columns], ours[columns]], ignore_index=True)

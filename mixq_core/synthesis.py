@@ -17,7 +17,9 @@ Guarantees:
   for different batch *shapes* (measured on CPU: up to 7e-7 in [0, 1], i.e. about one pixel
   in 40 000 off by one grey level). Every pipeline call is therefore padded to exactly
   ``batch_size`` images, so for a given batch size an image is bit-identical however the
-  set is ordered, sharded or resumed; with ``batch_size=1`` nothing is ever batched.
+  set is ordered, sharded or resumed. ``exact=True`` goes further: every pipeline call holds
+  one image, so pixels are bit-identical at *any* batch size (``batch_size`` then only sets
+  how often progress is reported), at the cost of batching (about 5x slower on a 2-core CPU).
 - **Resumable.** Each PNG is written to a temporary name and renamed, so an image exists
   whole or not at all; a rerun generates only the missing images and ends with exactly
   the requested ones. ``config.json`` makes a rerun with another configuration refuse
@@ -419,7 +421,8 @@ def _write_image(path: Path, image: Image.Image, entry: dict) -> None:
 def synthesize(pipe, records: list[PromptRecord], out_dir: str | os.PathLike, *, steps: int = DEFAULT_STEPS,
                guidance: float = DEFAULT_GUIDANCE, resolution: int | None = None, batch_size: int = 8,
                shard: tuple[int, int] = (0, 1), generator_name: str | None = None, set_config: dict | None = None,
-               manifest_name: str = MANIFEST_NAME, callback: Callable[[int], None] | None = None) -> dict:
+               manifest_name: str = MANIFEST_NAME, callback: Callable[[int], None] | None = None,
+               exact: bool = False) -> dict:
     """Generate the images of ``records`` missing from ``out_dir``; write the manifest when all exist.
 
     Args:
@@ -435,6 +438,7 @@ def synthesize(pipe, records: list[PromptRecord], out_dir: str | os.PathLike, *,
         set_config: more entries for ``config.json`` (the prompt config, filter settings).
         manifest_name: ``manifest.jsonl``, or ``candidates.jsonl`` for sets filtered afterwards.
         callback: called with the number of images written so far after every batch.
+        exact: one image per pipeline call, so pixels do not depend on ``batch_size`` at all.
 
     Returns a summary: images generated now, already present, whether the set is complete.
     """
@@ -464,10 +468,14 @@ def synthesize(pipe, records: list[PromptRecord], out_dir: str | os.PathLike, *,
     try:
         for first in range(0, len(todo), batch_size):
             batch = todo[first:first + batch_size]
-            images = generate_images(pipe, batch, steps, guidance, resolution, pad_to=batch_size)
+            if exact:
+                images = [generate_images(pipe, [record], steps, guidance, resolution, pad_to=1)[0]
+                          for record in batch]
+            else:
+                images = generate_images(pipe, batch, steps, guidance, resolution, pad_to=batch_size)
             for record, image in zip(batch, images, strict=True):
                 entry = {"file": f"{IMAGES_DIR}/{record.id}.png", **record.to_dict(), **settings,
-                         "resolution": image.width, "batch_size": batch_size}
+                         "resolution": image.width, "batch_size": 1 if exact else batch_size}
                 _write_image(images_dir / f"{record.id}.png", image, entry)
             written += len(batch)
             bar.update(len(batch))
@@ -557,7 +565,8 @@ def synthesize_set(config: PromptConfig, out_dir: str | os.PathLike, *, generato
                    device: str | None = None, dtype: torch.dtype | str | None = None, batch_size: int = 8,
                    shard: tuple[int, int] = (0, 1), filter_model: torch.nn.Module | None = None,
                    filter_model_name: str | None = None, transform: Callable = mini_image_transform,
-                   temperature: float = 1.0, pipe=None, callback: Callable[[int], None] | None = None) -> dict:
+                   temperature: float = 1.0, pipe=None, callback: Callable[[int], None] | None = None,
+                   exact: bool = False) -> dict:
     """Prompts → images → manifest for the set ``config`` describes (what ``mixq synthesize`` runs).
 
     ``generator`` is loaded with :func:`load_pipeline` unless ``pipe`` is given (then it only
@@ -582,7 +591,7 @@ def synthesize_set(config: PromptConfig, out_dir: str | os.PathLike, *, generato
                                 "energy_temperature": temperature}
     summary = synthesize(pipe, records, out_dir, steps=steps, guidance=guidance, resolution=resolution,
                          batch_size=batch_size, shard=shard, generator_name=str(generator), set_config=set_config,
-                         manifest_name=CANDIDATES_NAME if genq else MANIFEST_NAME, callback=callback)
+                         manifest_name=CANDIDATES_NAME if genq else MANIFEST_NAME, callback=callback, exact=exact)
     if genq and summary["complete"]:
         kept = filter_by_energy(out_dir, filter_model, genq_quotas(records, config.n), transform, temperature)
         summary.update(manifest=str(Path(out_dir) / MANIFEST_NAME), filter=kept)

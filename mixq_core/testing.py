@@ -10,6 +10,8 @@ never content.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .prompts import FASHION_MNIST_PROMPT_NAMES
@@ -19,18 +21,26 @@ TINY_TEXT_WIDTH = 32  # hidden size of the text encoder = cross-attention width 
 TINY_MAX_TOKENS = 48  # characters are tokens here, so the longest test prompt must fit
 
 
-def _tiny_clip_text_encoder():
-    """A 2-layer random CLIP text model and a character-level CLIP tokenizer (no merges)."""
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+def char_clip_tokenizer(max_length: int = TINY_MAX_TOKENS):
+    """A character-level CLIP tokenizer built in memory: ids 0 and 1 are start and end of text.
 
-    # Byte-level BPE without merges splits every word into single characters; the last
-    # character of a word carries CLIP's end-of-word mark "</w>", so both forms are listed.
+    Byte-level BPE without merges splits every word into single characters; the last
+    character of a word carries CLIP's end-of-word mark "</w>", so both forms are listed.
+    """
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTokenizer
+
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     tokens = ["<|startoftext|>", "<|endoftext|>"] + alphabet + [c + "</w>" for c in alphabet]
-    tokenizer = CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=[],
-                              model_max_length=TINY_MAX_TOKENS)
-    config = CLIPTextConfig(vocab_size=len(tokens), hidden_size=TINY_TEXT_WIDTH, intermediate_size=37,
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=[], model_max_length=max_length)
+
+
+def _tiny_clip_text_encoder():
+    """A 2-layer random CLIP text model and a character-level CLIP tokenizer (no merges)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = char_clip_tokenizer()
+    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=TINY_TEXT_WIDTH, intermediate_size=37,
                             num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=TINY_MAX_TOKENS,
                             bos_token_id=0, eos_token_id=1, pad_token_id=1)
     return CLIPTextModel(config), tokenizer
@@ -90,6 +100,38 @@ def tiny_sd_pipeline(text_encoder: str = "clip", seed: int = 0):
     pipe.set_progress_bar_config(disable=True)
     for module in (unet, vae, encoder):
         module.eval()  # as from_pretrained leaves them: BERT's dropout would make images random
+    return pipe
+
+
+def random_sd_pipeline(config_dir: str | os.PathLike, seed: int = 0):
+    """A ``StableDiffusionPipeline`` with random weights, assembled from the ``unet.json``,
+    ``vae.json``, ``text_encoder.json`` and ``scheduler.json`` configs in ``config_dir``.
+
+    With Stable Diffusion v1.5's configs (``benchmarks/sd15/``) it has SD v1.5's shapes and
+    cost, without downloading anything: what a speed benchmark needs. The tokenizer is
+    character-level (:func:`char_clip_tokenizer`), so prompts are cut at 77 characters.
+    """
+    import json
+    from pathlib import Path
+
+    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    def read(name: str) -> dict:
+        config = json.loads((Path(config_dir) / name).read_text())
+        return {k: v for k, v in config.items() if not k.startswith("_")}
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_config(read("unet.json"))
+    vae = AutoencoderKL.from_config(read("vae.json"))
+    text_config = CLIPTextConfig(**read("text_encoder.json"))
+    encoder = CLIPTextModel(text_config)
+    tokenizer = char_clip_tokenizer(text_config.max_position_embeddings)
+    scheduler = DPMSolverMultistepScheduler(**read("scheduler.json"))
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    for module in (unet, vae, encoder):
+        module.eval()
     return pipe
 
 

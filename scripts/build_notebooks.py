@@ -19,7 +19,7 @@ import sys
 
 if importlib.util.find_spec("mixq_core") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "mixq[book] @ git+https://github.com/{repo}"], check=True)'''
+                    "mixq-core[book] @ git+https://github.com/{repo}"], check=True)'''
 
 
 def opening(name: str, title: str, intro: str, parameters: str) -> list:
@@ -453,20 +453,26 @@ for factor, frame in results.items():
 
 NOTEBOOKS["09_results"] = opening("09_results", "Results: the mini track beside ImageNet", """
 The mini track's published grid (three seeds) next to the public ImageNet numbers of the same methods
-(`book/reference/imagenet_ptq_reference.csv`, each row with its source). The two are not the same
+(`mixq_core/reference/imagenet_ptq_reference.csv`, each row with its source). The two are not the same
 experiment — 32×32 Fashion-MNIST and models trained here against ImageNet and pretrained models — so
 compare *drops from full precision* and *orderings of data sources*, not absolute accuracies.
 """, '''
 profile = "mini"   # papermill parameter: its tables_from profile is shown
 ''') + [
     code('''
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import Markdown, display
 
 from mixq_core.profiles import load_profile
-from mixq_core.report import compare_sources, pivot_sources, provenance_line, ptq_records, records_frame, summary_table
+from mixq_core.report import (
+    compare_sources,
+    imagenet_reference,
+    pivot_sources,
+    provenance_line,
+    ptq_records,
+    records_frame,
+    summary_table,
+)
 
 published_profile = load_profile(profile).get("tables_from", profile)
 records = ptq_records(published_profile) or ptq_records(profile)
@@ -484,8 +490,8 @@ pd.concat([compare_sources(table, "mixup", "single").set_index(["model", "bits"]
 '''),
     md("## Drop from full precision: mini (real calibration data) beside the ImageNet references"),
     code('''
-reference = pd.read_csv(Path("book/reference/imagenet_ptq_reference.csv"))
-reference = reference[reference["w_bits"] < 32].assign(drop=lambda d: (d["fp_top1"] - d["top1"]).round(2))
+reference = imagenet_reference()
+reference = reference[reference["w_bits"] < 32]
 mini = table[table["data"] == "real"].assign(source=f"MixQ mini ({shown_profile})", method="QDrop",
                                               calibration=lambda d: f"real {frame['n_calib'].iloc[0]}")
 mini = mini.assign(w_bits=mini["bits"].str[1].astype(int), a_bits=mini["bits"].str[3].astype(int),
@@ -493,6 +499,110 @@ mini = mini.assign(w_bits=mini["bits"].str[1].astype(int), a_bits=mini["bits"].s
 columns = ["source", "calibration", "method", "model", "w_bits", "a_bits", "fp_top1", "top1", "drop"]
 pd.concat([reference[columns], mini[columns]], ignore_index=True)
 '''),
+]
+
+
+NOTEBOOKS["08_imagenet_colab"] = opening("08_imagenet_colab", "The ImageNet track on a GPU", """
+The paper's own setting: **Stable Diffusion v1.5** draws the calibration images from ImageNet class
+names, a **timm pretrained** model is quantized with QDrop (1024 images, 20 000 iterations per block,
+first and last layer at 8 bits), and the result is scored on the ImageNet validation set and set beside
+the published numbers. It is the same code as the mini track, on the `imagenet` profile.
+
+In Colab: choose a GPU runtime, put the ImageNet validation folder (`val/<synset>/*.JPEG`) on Google
+Drive, set `imagenet_val` below and run all cells. The model weights and Stable Diffusion are downloaded
+on first use. The full setting takes a while on one GPU (1024 generated images, then 20 000 steps per
+block); lower `n_calib` and `iters` for a first look — they are part of the record, so nothing is mixed up.
+Without a CUDA GPU or without the folder (as when this book is built), the notebook runs nothing and shows
+the published numbers with any ImageNet records found in `results_dir`.
+""", '''
+profile = "mini"        # papermill parameter of the book build (unused: this notebook always uses the ImageNet track)
+imagenet_profile = "imagenet"
+imagenet_val = "/content/drive/MyDrive/imagenet/val"  # val/<synset>/*.JPEG
+imagenet_train = ""     # optional train/<synset>/*.JPEG: needed for data = "real" and for the generalization probes
+model = "resnet18"      # any model of the imagenet profile
+w_bits = 4
+a_bits = 4
+data = "mixup"          # real | noise | single | genq | mixup | mixup-embed
+n_calib = 1024
+iters = 20000           # QDrop steps per block
+seed = 0
+eval_limit = 0          # 0: all 50 000 val images; N: a fixed random subset of N
+results_dir = ""        # "": ./results (or $MIXQ_RESULTS); on Colab a Drive folder keeps records across sessions
+''') + [
+    code('''
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+import torch
+from IPython.display import Markdown, display
+
+from mixq_core.experiment import ExperimentConfig, run
+from mixq_core.profiles import load_profile, write_profile
+from mixq_core.report import beside_reference, ptq_records, records_frame, set_gallery
+from mixq_core.results import RESULTS_DIR
+
+results_dir = results_dir or str(RESULTS_DIR)
+if "google.colab" in sys.modules and imagenet_val.startswith("/content/drive"):
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+'''),
+    md("## Is there a GPU and an ImageNet folder?"),
+    code('''
+track = load_profile(imagenet_profile)
+gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+missing = [what for what, ok in [("a CUDA GPU", gpu is not None),
+                                 (f"the ImageNet val folder {imagenet_val!r}", Path(imagenet_val).is_dir())] if not ok]
+ready = not missing
+if ready:
+    display(Markdown(f"GPU: **{gpu}**. Model `{model}` (weights `{track['pretrained_tags'].get(model)}`), "
+                     f"W{w_bits}A{a_bits}, calibration `{data}` × {n_calib}, {iters} QDrop steps per block, "
+                     f"generator `{track['generator']}` ({track['steps']} steps, guidance {track['guidance']})."))
+else:
+    display(Markdown("Not run here: this machine lacks " + " and ".join(missing) + ". The tables below show "
+                     "the published numbers and any ImageNet records already in `results_dir`."))
+'''),
+    md('''
+## Generate, quantize, evaluate
+
+One call: the calibration set is generated (or reused from `results_dir/sets/`), the model is
+quantized and scored, and one JSON record is written under `results_dir/ptq/imagenet-colab/`. A record
+that exists is reused, so rerunning the notebook after a disconnect costs nothing twice; the synthetic
+set resumes where it stopped.
+'''),
+    code('''
+run_profile = "imagenet-colab"  # the imagenet profile with this notebook's evaluation subset
+write_profile(run_profile, Path(results_dir) / "profiles", extends=imagenet_profile, eval_limit=eval_limit or None)
+record = None
+if ready:
+    config = ExperimentConfig(profile=run_profile, model=model, w_bits=w_bits, a_bits=a_bits, data=data,
+                              n_calib=n_calib, iters=iters, seed=seed)
+    record = run(config, results_dir=results_dir, imagenet_val=imagenet_val, imagenet_train=imagenet_train or None,
+                 device="cuda")["metrics"]
+    display(Markdown(f"**top-1 {record['top1']:.2f} %** (full precision {record['fp_top1']:.2f} %, drop "
+                     f"{record['drop']:.2f}) on {record['n_eval']} val images; quantization took "
+                     f"{record['seconds']['quantize_seconds']:.0f} s on {record['device']}."))
+'''),
+    code('''
+if record is not None and record["set_folder"]:
+    set_gallery(record["set_folder"], n=16, title=f"{data} calibration images (first 16)")
+    plt.show()
+'''),
+    md("## Beside the published numbers"),
+    code('''
+records = ptq_records(run_profile, results_dir) + ptq_records(imagenet_profile, results_dir)
+frame = records_frame(records)
+table = beside_reference(frame, [model])
+table
+'''),
+    code('''
+plot = table.assign(label=table["source"] + " (" + table["calibration"] + ")")
+axis = sns.barplot(data=plot, y="label", x="drop", hue="bits", orient="h")
+axis.set(xlabel="top-1 drop from full precision (points)", ylabel="", title=f"{model} on ImageNet")
+plt.show()
+''', hide=True),
 ]
 
 

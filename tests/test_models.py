@@ -105,7 +105,7 @@ def test_cli_evaluate_prints_one_json_line():
     (["evaluate", "--model", "vgg16"], "unknown model 'vgg16' for profile 'mini'; accepted: resnet18"),
     (["evaluate", "--profile", "cifar", "--model", "resnet18"], "unknown profile 'cifar'; accepted: imagenet, mini"),
     (["evaluate", "--profile", "imagenet", "--model", "resnet18", "--imagenet-val", "/nonexistent"],
-     "could not load timm's pretrained weights for 'resnet18'"),
+     "could not load timm's pretrained weights 'resnet18.a1_in1k'"),
 ])
 def test_cli_errors_are_one_message_without_traceback(args, message):
     done = run_cli(*args)

@@ -8,6 +8,7 @@ from mixq_core import experiment, results
 from mixq_core.errors import UnknownNameError
 from mixq_core.models import MINI_MODELS
 from mixq_core.profiles import PROFILE_NAMES, load_profile
+from mixq_core.quant import METHODS
 from mixq_core.reproduce import ReproduceError, list_notebooks, reproduce
 
 REQUIRED_KEYS = {"dataset", "vocabulary", "models", "weights", "eval_data", "eval_batch_size", "generator", "steps",
@@ -22,6 +23,18 @@ def test_profiles_parse_and_name_existing_models(name):
     assert REQUIRED_KEYS <= profile.keys()
     known = set(MINI_MODELS) if profile["weights"] == "assets" else set(timm.list_models(pretrained=False))
     assert set(profile["models"]) <= known
+    tags = profile.get("pretrained_tags") or {}
+    assert set(tags) <= set(profile["models"])
+    assert all(f"{model}.{tag}" in timm.list_pretrained(f"{model}.{tag}") for model, tag in tags.items())
+    for section in ("grid_cnn", "grid_vit"):
+        for config in (experiment.grid_configs(name, section) if section in profile else []):
+            assert config.resolved().method in METHODS and config.model in profile["models"]
+
+
+def test_imagenet_profile_pins_every_models_pretrained_tag():
+    profile = load_profile("imagenet")
+    assert set(profile["pretrained_tags"]) == set(profile["models"])
+    assert profile["iters"] == 20000 and profile["n_calib"] == 1024 and profile["first_last_8bit"] is True
 
 
 def test_expected_profiles_exist_and_unknown_one_is_refused():
@@ -47,7 +60,7 @@ def test_record_round_trip_carries_provenance(tmp_path):
 def test_fp_evaluation_reuses_its_record_unless_forced(tmp_path, monkeypatch):
     calls = []
 
-    def fake_top1(profile, model, limit, seed):
+    def fake_top1(profile, model, limit, seed, data_root=None, device=None):
         calls.append(model)
         return {"top1": 50.0 + len(calls), "n_images": 10}
 

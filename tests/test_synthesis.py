@@ -183,6 +183,19 @@ def test_batch_size_changes_pixels_by_float_rounding_at_most(pipe, tmp_path):
     assert differing <= total // 1000
 
 
+def test_exact_mode_gives_bit_identical_pixels_at_any_batch_size(pipe, tmp_path):
+    records = make_prompts(PromptConfig(strategy="mixup", n=10, seed=6))
+    run(pipe, records, tmp_path / "b1", batch_size=1)
+    run(pipe, records, tmp_path / "b3", batch_size=3, exact=True)
+    run(pipe, records, tmp_path / "b4", batch_size=4, exact=True)
+    for record in records:
+        reference = pixels(tmp_path / "b1", record.id)
+        assert np.array_equal(reference, pixels(tmp_path / "b3", record.id))
+        assert np.array_equal(reference, pixels(tmp_path / "b4", record.id))
+    manifest = [json.loads(line) for line in (tmp_path / "b4" / "manifest.jsonl").read_text().splitlines()]
+    assert {entry["batch_size"] for entry in manifest} == {1}  # what actually went through the pipeline
+
+
 def test_mixup_embed_with_all_weight_on_one_prompt_matches_that_text_prompt(pipe, tmp_path):
     text = make_prompts(PromptConfig(strategy="single", n=10, seed=9))
     embed = make_prompts(PromptConfig(strategy="mixup-embed", n=10, seed=9))

@@ -44,7 +44,8 @@ def calibrate_activations(model: nn.Module, images: torch.Tensor) -> None:
                       "in float", stacklevel=2)
 
 
-def calibration_dataset(data: str, profile: dict, n: int, seed: int = 0):
+def calibration_dataset(data: str, profile: dict, n: int, seed: int = 0, model: nn.Module | None = None,
+                        root=None):
     """The calibration images named by ``data``, as a dataset of ``(image, label)``.
 
     Args:
@@ -53,23 +54,30 @@ def calibration_dataset(data: str, profile: dict, n: int, seed: int = 0):
         profile: a profile mapping (:func:`mixq_core.profiles.load_profile`).
         n: number of images (QDrop's default is 1024).
         seed: picks the subset and the noise.
+        model: the model to calibrate; on the ImageNet track its timm eval transform prepares
+            real and synthetic images (the mini track has one fixed transform).
+        root: the real training images where the profile's dataset has no packaged copy
+            (ImageNet: the ``train/<synset>/*.JPEG`` folder).
     """
     from pathlib import Path
 
-    from ..data import load_source, noise, subset, synthetic_folder
+    from ..data import load_source, model_input_size, model_transform, noise, subset, synthetic_folder
     from ..errors import ConfigError
 
     if data == "noise":
-        return noise(n=n, size=profile.get("image_size", 224), seed=seed)
+        return noise(n=n, size=model_input_size(profile, model), seed=seed)
     if data == "real":
-        if profile["dataset"] != "fashion-mnist":
-            raise ConfigError(f"--data real is available where the training split ships with the package "
-                              f"(fashion-mnist); profile {profile['name']!r} uses {profile['dataset']!r}: "
-                              "give the folder of a calibration set instead")
-        return subset(load_source(profile["dataset"], split="train"), n, seed)
+        if profile["dataset"] == "fashion-mnist":
+            return subset(load_source(profile["dataset"], split="train"), n, seed)
+        if root is None:
+            raise ConfigError(f"--data real on profile {profile['name']!r} calibrates with {profile['dataset']} "
+                              "training images: give their folder (imagenet_train=..., $MIXQ_IMAGENET_TRAIN or "
+                              "--imagenet-train PATH, holding train/<synset>/*.JPEG), or use a synthetic set")
+        dataset = load_source(profile["dataset"], root=root, transform=model_transform(profile, model))
+        return subset(dataset, min(n, len(dataset)), seed)
     folder = Path(data)
     if not folder.is_dir():
         raise ConfigError(f"calibration data must be 'real', 'noise' or the folder of a synthetic set "
                           f"(made by `mixq synthesize`); {data!r} is none of these")
-    dataset = synthetic_folder(folder)
+    dataset = synthetic_folder(folder, transform=model_transform(profile, model))
     return subset(dataset, min(n, len(dataset)), seed)
