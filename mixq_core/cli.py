@@ -75,7 +75,14 @@ def _cmd_evaluate(args) -> dict:
 def _cmd_reproduce(args) -> dict:
     from .reproduce import reproduce
 
-    return reproduce(args.profile, notebooks=args.notebooks, skip_book=args.skip_book, strict=args.strict)
+    ray_options = {k: v for k, v in (("address", args.address), ("shards", args.shards),
+                                     ("cpus_per_task", args.cpus_per_task)) if v is not None}
+    if ray_options and args.executor != "ray":
+        from .errors import ConfigError
+
+        raise ConfigError(f"--{sorted(ray_options)[0].replace('_', '-')} applies to --executor ray only")
+    return reproduce(args.profile, notebooks=args.notebooks, skip_book=args.skip_book, strict=args.strict,
+                     executor=args.executor, **ray_options)
 
 
 def _cmd_synthesize(args) -> dict:
@@ -180,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (names or stems)")
     reproduce.add_argument("--skip-book", action="store_true", help="execute the notebooks only")
     reproduce.add_argument("--strict", action="store_true", help="fail the book build on any warning")
+    reproduce.add_argument("--executor", default="local",
+                           help="local (default: notebooks run here) or ray (the plan and notebooks as Ray tasks)")
+    reproduce.add_argument("--address", default=None,
+                           help="ray: a running cluster's address (or 'auto'); default: a private local instance")
+    reproduce.add_argument("--shards", type=int, default=None, help="ray: tasks per synthetic set (default 2)")
+    reproduce.add_argument("--cpus-per-task", type=int, default=None,
+                           help="ray, CPU profiles: CPUs and torch threads per task (default: this machine's threads)")
     reproduce.set_defaults(run=_cmd_reproduce)
 
     synth = commands.add_parser("synthesize", help="generate a calibration set with a text-to-image generator")

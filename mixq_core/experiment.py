@@ -220,37 +220,56 @@ def genq_filter(profile: dict, name: str, device: str | torch.device | None = No
     return model, model_transform(profile, model)
 
 
+def synthetic_set(config: ExperimentConfig, results_dir: str | os.PathLike = RESULTS_DIR, pipe=None,
+                  device: str | torch.device | None = None, shard: tuple[int, int] = (0, 1)) -> dict:
+    """Generate (or resume) the synthetic set of ``config`` in its cache folder.
+
+    ``shard=(i, n)`` makes only every ``n``-th image from the ``i``-th, so several workers can
+    share one set; the run that finds every image present writes the manifest (and, for
+    ``genq``, applies the energy filter). Returns the summary of
+    :func:`mixq_core.synthesis.synthesize_set`, whose ``complete`` says whether the set is ready.
+    """
+    from .prompts import PromptConfig
+    from .synthesis import synthesize_set
+
+    config = config.resolved()
+    if config.data not in SYNTHETIC_SOURCES:
+        raise ConfigError(f"data source {config.data!r} is not generated; synthetic sources: {SYNTHETIC_SOURCES}")
+    profile = load_profile(config.profile)
+    folder = synthetic_set_folder(config, results_dir)
+    if (folder / "manifest.jsonl").exists():
+        return {"out": str(folder), "generated": 0, "complete": True}
+    device = default_device(device)
+    prompt_config = PromptConfig(strategy=config.data, n=_set_size(config), vocabulary=profile["vocabulary"],
+                                 k=config.k if config.data in ("mixup", "mixup-embed") else None,
+                                 seed=config.seed, partners=config.partners, classes=_profile_classes(profile))
+    filter_model, transform = genq_filter(profile, config.model, device) if config.data == "genq" else (None, None)
+    return synthesize_set(prompt_config, folder, generator=profile["generator"], steps=config.steps,
+                          guidance=config.guidance, resolution=profile["resolution"], device=str(device),
+                          dtype=profile.get("synthesis_dtype"), batch_size=profile.get("synthesis_batch_size", 64),
+                          shard=shard, filter_model=filter_model,
+                          filter_model_name=config.model if filter_model is not None else None,
+                          pipe=pipe, **({"transform": transform} if transform else {}))
+
+
 def calibration_data(config: ExperimentConfig, model: torch.nn.Module, results_dir: str | os.PathLike = RESULTS_DIR,
                      pipe=None, imagenet_train: str | os.PathLike | None = None,
                      ) -> tuple[torch.utils.data.Dataset, dict]:
     """The calibration images of ``config`` for ``model`` and what making them cost (``synthesis_seconds``).
 
-    Synthetic sets are generated on ``model``'s device; ``imagenet_train`` is the real
-    training folder where the profile ships none (see :func:`data_root`).
+    Synthetic sets are generated on ``model``'s device (see :func:`synthetic_set`);
+    ``imagenet_train`` is the real training folder where the profile ships none (see :func:`data_root`).
     """
-    from .prompts import PromptConfig
     from .quant import calibration_dataset
-    from .synthesis import synthesize_set
 
     config = config.resolved()
     profile = load_profile(config.profile)
-    device = next(model.parameters()).device
     if config.data in REAL_SOURCES:
         dataset = calibration_dataset(config.data, profile, n=config.n_calib, seed=config.seed, model=model,
                                       root=data_root("train", imagenet_train))
         return dataset, {"synthesis_seconds": 0.0}
-    folder = synthetic_set_folder(config, results_dir)
     start = time.time()
-    if not (folder / "manifest.jsonl").exists():
-        prompt_config = PromptConfig(strategy=config.data, n=_set_size(config), vocabulary=profile["vocabulary"],
-                                     k=config.k if config.data in ("mixup", "mixup-embed") else None,
-                                     seed=config.seed, partners=config.partners, classes=_profile_classes(profile))
-        filter_model, transform = genq_filter(profile, config.model, device) if config.data == "genq" else (None, None)
-        synthesize_set(prompt_config, folder, generator=profile["generator"], steps=config.steps,
-                       guidance=config.guidance, resolution=profile["resolution"], device=str(device),
-                       dtype=profile.get("synthesis_dtype"), batch_size=profile.get("synthesis_batch_size", 64),
-                       filter_model=filter_model, filter_model_name=config.model if filter_model is not None else None,
-                       pipe=pipe, **({"transform": transform} if transform else {}))
+    folder = Path(synthetic_set(config, results_dir, pipe, device=next(model.parameters()).device)["out"])
     seconds = time.time() - start
     return calibration_dataset(str(folder), profile, n=config.n_calib, seed=config.seed, model=model), {
         "synthesis_seconds": round(seconds, 1), "set_folder": str(folder)}

@@ -3,6 +3,11 @@
 Executed notebooks go to ``executed/`` (the book's table of contents points there), so the
 committed notebooks stay clean. A notebook that fails is reported by name with its error;
 the others still run, the book is still built, and the command exits non-zero.
+
+With ``executor="local"`` (the default) the notebooks run here, one after another, and make
+the records they show. With ``executor="ray"`` the profile's whole plan (synthetic sets,
+every grid point, then the notebooks) runs as tasks on a Ray cluster first (see
+:mod:`mixq_core.executor`); the book is built here.
 """
 
 from __future__ import annotations
@@ -63,13 +68,24 @@ def build_book(root: Path = Path("."), strict: bool = False) -> str | None:
 
 
 def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_book: bool = False,
-              strict: bool = False) -> dict:
+              strict: bool = False, executor: str = "local", **ray_options) -> dict:
     """Execute the selected notebooks with ``profile`` as parameter, then build the book
-    (``strict``: a warning of the book build fails it)."""
+    (``strict``: a warning of the book build fails it). ``executor="ray"`` runs the plan and
+    the notebooks as Ray tasks (``ray_options``: see :func:`mixq_core.executor.run_on_ray`)."""
+    from .executor import EXECUTORS, run_plan
+
     load_profile(profile)  # fail fast on an unknown profile, before any notebook runs
+    if executor not in EXECUTORS:
+        raise unknown_name("executor", executor, EXECUTORS)
     failures: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    for path in progress(list_notebooks(notebooks), desc="notebooks"):
+    paths = list_notebooks(notebooks)
+    executed = None
+    if executor == "ray":
+        executed = run_plan(profile, "ray", notebooks=paths, **ray_options)
+        failures.update({f"{f.stage} {f.name}": f.error for f in executed.failures})
+        paths = []  # run as tasks already
+    for path in progress(paths, desc="notebooks"):
         start = time.time()
         error = execute_notebook(path, {"profile": profile})
         seconds[path.stem] = round(time.time() - start, 1)
@@ -88,4 +104,7 @@ def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_bo
     if failures:
         raise ReproduceError("failed: " + "; ".join(f"{name}: {err}" for name, err in failures.items()))
     total = round(sum(seconds.values()), 1)
-    return {"profile": profile, "notebook_seconds": seconds, "notebooks_total_seconds": total, "book": book}
+    result = {"profile": profile, "notebook_seconds": seconds, "notebooks_total_seconds": total, "book": book}
+    if executed is not None:
+        result["executor"] = executed.to_dict()
+    return result

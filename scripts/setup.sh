@@ -25,8 +25,8 @@ else
     echo "[setup] installing $TORCH_PINS"
     pip install $TORCH_PINS
   fi
-  echo "[setup] installing mixq-core with the dev and book extras"
-  pip install -e ".[dev,book]"
+  echo "[setup] installing mixq-core with the dev, book and ray extras"
+  pip install -e ".[dev,book,ray]"
   "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
   echo "$want" > "$stamp"
 fi

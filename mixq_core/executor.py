@@ -1,0 +1,336 @@
+"""Where a profile's grid runs: here, one step after another, or as tasks on a Ray cluster.
+
+A profile's *plan* is every experiment its notebooks show (``grid_cnn``, ``grid_vit`` and
+``ablations`` sections) plus the synthetic sets those experiments calibrate with. Three
+stages follow from it:
+
+1. **synthesis**: each missing set, split into ``shards`` tasks (``synthesize --shard i/n``),
+   then one task per set that writes its manifest (and applies GenQ's filter) once all
+   shards are done;
+2. **experiments**: one task per grid point (:func:`mixq_core.experiment.run`), started by
+   Ray only when the set it needs is ready (task dependencies, no polling);
+3. **notebooks**: each notebook executed by papermill; it finds every record in place.
+
+The ``local`` executor needs nothing more than the package: it runs the experiments one
+after another in this process (each set is made by the first experiment that needs it), and
+``mixq reproduce`` then executes the notebooks here. The ``ray`` executor (``pip install
+"mixq-core[ray]"``) submits the three stages as tasks: one GPU per task when the profile
+says ``gpu: true``, else ``cpus_per_task`` CPUs (each task then uses that many threads,
+so tasks never oversubscribe a node and a record is the same as the local one). A task
+that fails is retried once, then reported by name; the others run on. Workers write into
+the same ``results/`` folder (a shared filesystem on a multi-node cluster); the records
+are also returned to the driver, which writes any it does not find, so nothing is lost
+where workers do not share the driver's disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, MixQError, unknown_name
+from .experiment import (
+    SYNTHETIC_SOURCES,
+    ExperimentConfig,
+    ablation_configs,
+    grid_configs,
+    ptq_kind,
+    synthetic_set_folder,
+)
+from .models import atomic_write
+from .profiles import PROFILES_ENV, load_profile, profile_dirs
+from .results import RESULTS_DIR, load_record, record_path
+
+EXECUTORS = ("local", "ray")
+STAGES = ("synthesis", "experiments", "notebooks")
+GRID_SECTIONS = ("grid_cnn", "grid_vit")
+
+
+def profile_plan(profile_name: str) -> list[ExperimentConfig]:
+    """Every experiment of the profile's grid sections and ablations, each once, in a fixed order."""
+    profile = load_profile(profile_name)
+    configs = [c for section in GRID_SECTIONS if profile.get(section) for c in grid_configs(profile_name, section)]
+    if profile.get("ablations"):
+        configs += [c for group in ablation_configs(profile_name).values() for c in group]
+    return list(dict.fromkeys(configs))
+
+
+def experiment_label(config: ExperimentConfig) -> str:
+    """A short readable name of a grid point, used in progress and failure reports."""
+    c = config.resolved()
+    extras = "".join([f" k={c.k}" if c.data.startswith("mixup") and c.k != 2 else "",
+                      f" {c.partners}" if c.partners != "random" else "",
+                      f" g={c.guidance}" if c.data in SYNTHETIC_SOURCES else ""])
+    return f"{c.model} W{c.w_bits}A{c.a_bits} {c.data}{extras} n={c.n_calib} seed={c.seed}"
+
+
+@dataclass
+class Failure:
+    """A task that failed after its retry (or whose input failed)."""
+
+    stage: str
+    name: str
+    error: str
+
+
+@dataclass
+class ExecutionReport:
+    """What an executor did: task counts per stage, failures by name, wall time."""
+
+    executor: str
+    done: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"executor": self.executor, "done": self.done, "seconds": round(self.seconds, 1),
+                "failures": [vars(f) for f in self.failures]}
+
+
+class ExecutionError(MixQError):
+    """Some tasks failed after their retry; the message names each one with its error."""
+
+
+# ----------------------------------------------------------------------------- tasks (run in Ray workers)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def synthesis_task(config: dict, shard: tuple[int, int], results_dir: str, threads: int | None) -> dict:
+    """Stage 1: one shard of one synthetic set."""
+    from .experiment import synthetic_set
+
+    _set_threads(threads)
+    return synthetic_set(ExperimentConfig.from_dict(config), results_dir, shard=shard)
+
+
+def finish_set_task(config: dict, results_dir: str, threads: int | None, *shards: dict) -> dict:
+    """Stage 1, last step: with every shard done, write the set's manifest (a no-op if one did)."""
+    from .experiment import synthetic_set
+
+    _set_threads(threads)
+    summary = synthetic_set(ExperimentConfig.from_dict(config), results_dir)
+    if not summary.get("complete"):
+        raise MixQError(f"set {summary.get('out')} is still incomplete after all {len(shards)} shards ran")
+    return summary
+
+
+def experiment_task(config: dict, results_dir: str, threads: int | None, before: Callable | None,
+                    *ready_sets: dict) -> dict:
+    """Stage 2: one grid point. ``before`` (tests use it to inject a failure) runs first."""
+    from .experiment import run
+
+    _set_threads(threads)
+    if before is not None:
+        before(config)
+    return run(ExperimentConfig.from_dict(config), results_dir=results_dir)
+
+
+def notebook_task(path: str, profile: str, root: str, *experiments: dict) -> str | None:
+    """Stage 3: one notebook through papermill; returns None, or the error text."""
+    from .reproduce import execute_notebook
+
+    os.chdir(root)
+    error = execute_notebook(Path(path), {"profile": profile})
+    if error is not None:
+        raise MixQError(f"notebook {Path(path).name}: {error}")
+    return None
+
+
+# ----------------------------------------------------------------------------- the Ray executor
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray, which is optional: pip install 'mixq-core[ray]'") from None
+    return ray
+
+
+def run_on_ray(profile_name: str, notebooks: list[Path] | None = None, results_dir: str | os.PathLike = RESULTS_DIR,
+               address: str | None = None, shards: int = 2, cpus_per_task: int | None = None,
+               before_experiment: Callable | None = None, root: str | os.PathLike = ".") -> ExecutionReport:
+    """Run the profile's plan (and ``notebooks``) as Ray tasks; return what happened.
+
+    Args:
+        address: a running cluster (``ray start --head`` prints it; ``"auto"`` finds a local
+            one); ``None`` starts a private instance on this machine.
+        shards: tasks per synthetic set.
+        cpus_per_task: CPUs (and torch threads) per task on CPU profiles; default: the
+            driver's torch thread count.
+        before_experiment: called in the worker with each experiment's config before it runs.
+        root: the repository folder notebooks run in (``notebooks/``, ``book/``).
+    """
+    import torch
+
+    ray = _import_ray()
+    profile = load_profile(profile_name)
+    results_dir = str(Path(results_dir).resolve())
+    threads = cpus_per_task or torch.get_num_threads()
+    env = {k: v for k, v in os.environ.items() if k.startswith(("MIXQ_", "HF_"))}
+    env["MIXQ_RESULTS"] = results_dir
+    env[PROFILES_ENV] = os.pathsep.join(str(Path(d).resolve()) for d in profile_dirs()[1:])  # user profiles
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+    resources = {"num_gpus": 1, "num_cpus": 1} if profile.get("gpu") else {"num_cpus": threads}
+    # Retried once on any error; the environment (results folder, offline hub, quiet bars) goes with each task.
+    task = {"max_retries": 1, "retry_exceptions": True, "runtime_env": {"env_vars": env}, **resources}
+    tracker = _Tracker(ray)
+    start = time.time()
+
+    plan = [c for c in profile_plan(profile_name)
+            if load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) is None]
+    set_refs: dict[Path, object] = {}
+    for config in plan:
+        if config.data not in SYNTHETIC_SOURCES:
+            continue
+        folder = synthetic_set_folder(config, results_dir)
+        if folder in set_refs or (folder / "manifest.jsonl").exists():
+            continue
+        as_dict = config.resolved().to_dict()
+        shard_task = ray.remote(synthesis_task)
+        parts = [tracker.submit("synthesis", f"{folder.name} shard {i}/{shards}",
+                                shard_task.options(**task, name=f"synthesize {folder.name} {i}/{shards}"),
+                                as_dict, (i, shards), results_dir, threads)
+                 for i in range(shards)]
+        set_refs[folder] = tracker.submit("synthesis", folder.name,
+                                          ray.remote(finish_set_task).options(**task, name=f"finish {folder.name}"),
+                                          as_dict, results_dir, threads, *parts)
+    experiment_refs = []
+    for config in plan:
+        needs = [set_refs[f] for f in [synthetic_set_folder(config, results_dir)]
+                 if config.data in SYNTHETIC_SOURCES and f in set_refs]
+        label = experiment_label(config)
+        experiment_refs.append(tracker.submit(
+            "experiments", label, ray.remote(experiment_task).options(**task, name=label),
+            config.resolved().to_dict(), results_dir, threads, before_experiment, *needs))
+    for path in notebooks or []:
+        tracker.submit("notebooks", Path(path).name,
+                       ray.remote(notebook_task).options(**task, name=Path(path).name),
+                       str(Path(path).resolve()), profile_name, str(Path(root).resolve()), *experiment_refs)
+    results = tracker.wait_all()
+    for (stage, _), value in results.items():  # records back to the driver, for workers without a shared disk
+        if stage == "experiments" and isinstance(value, dict) and "config" in value:
+            path = record_path(value["kind"], value["config"], results_dir)
+            if not path.exists():
+                text = json.dumps(value, indent=1, sort_keys=True) + "\n"
+                atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
+    report = ExecutionReport("ray", done=tracker.done_counts(), failures=tracker.failures,
+                             seconds=time.time() - start)
+    return report
+
+
+class _Tracker:
+    """Submitted tasks by stage and name; waits for all, showing done / running / failed per stage."""
+
+    def __init__(self, ray):
+        self.ray = ray
+        self.tasks: dict[object, tuple[str, str]] = {}
+        self.failures: list[Failure] = []
+        self.finished: dict[tuple[str, str], object] = {}
+
+    def submit(self, stage: str, name: str, remote, *args):
+        ref = remote.remote(*args)
+        self.tasks[ref] = (stage, name)
+        return ref
+
+    def done_counts(self) -> dict[str, int]:
+        failed = {(f.stage, f.name) for f in self.failures}
+        return {stage: sum(1 for key in self.finished if key[0] == stage and key not in failed) for stage in STAGES}
+
+    def _status(self, pending: list) -> str:
+        parts = []
+        for stage in STAGES:
+            total = sum(1 for s, _ in self.tasks.values() if s == stage)
+            if not total:
+                continue
+            failed = sum(1 for f in self.failures if f.stage == stage)
+            done = sum(1 for key in self.finished if key[0] == stage) - failed
+            waiting = sum(1 for ref in pending if self.tasks[ref][0] == stage)
+            parts.append(f"{stage} {done}/{total} done, {waiting} queued or running, {failed} failed")
+        return " | ".join(parts)
+
+    def wait_all(self) -> dict[tuple[str, str], object]:
+        from .progress import progress
+
+        pending = list(self.tasks)
+        bar = progress(total=len(pending), desc="ray")
+        try:
+            while pending:
+                ready, pending = self.ray.wait(pending, num_returns=1, timeout=2.0)
+                for ref in ready:
+                    stage, name = self.tasks[ref]
+                    try:
+                        self.finished[(stage, name)] = self.ray.get(ref)
+                    except Exception as exc:  # the task's own error after its retry, or its input's
+                        self.finished[(stage, name)] = None
+                        self.failures.append(Failure(stage, name, _short_error(exc)))
+                    bar.set_postfix_str(self._status(pending), refresh=False)
+                    bar.update(1)
+        finally:
+            bar.close()
+        return self.finished
+
+
+def _short_error(exc: Exception) -> str:
+    """The innermost error line of a Ray task failure (Ray wraps it in its own traceback)."""
+    cause = getattr(exc, "cause", None) or exc
+    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
+
+
+def run_locally(profile_name: str, results_dir: str | os.PathLike = RESULTS_DIR,
+                before_experiment: Callable | None = None) -> ExecutionReport:
+    """The profile's plan in this process, one experiment after another (sets made on first use);
+    an experiment that fails is retried once, then reported, and the others still run."""
+    import torch
+
+    from .experiment import run
+    from .progress import progress
+
+    start = time.time()
+    plan = profile_plan(profile_name)
+    pending = [c for c in plan if load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) is None]
+    pipe = None
+    if any(c.data in SYNTHETIC_SOURCES for c in pending):
+        from .synthesis import load_pipeline
+
+        profile = load_profile(profile_name)
+        pipe = load_pipeline(profile["generator"], dtype=profile.get("synthesis_dtype"),
+                             device="cuda" if torch.cuda.is_available() else "cpu")
+    failures = []
+    for config in progress(plan, desc="experiments"):
+        for attempt in (1, 2):
+            try:
+                if before_experiment is not None:
+                    before_experiment(config.resolved().to_dict())
+                run(config, results_dir=results_dir, pipe=pipe)
+                break
+            except Exception as exc:  # retried once, then reported by name; the grid goes on
+                if attempt == 2:
+                    failures.append(Failure("experiments", experiment_label(config), f"{type(exc).__name__}: {exc}"))
+    done = {"synthesis": 0, "experiments": len(plan) - len(failures), "notebooks": 0}
+    return ExecutionReport("local", done=done, failures=failures, seconds=time.time() - start)
+
+
+def run_plan(profile_name: str, executor: str = "local", results_dir: str | os.PathLike = RESULTS_DIR,
+             notebooks: list[Path] | None = None, **ray_options) -> ExecutionReport:
+    """Run the profile's plan with ``executor`` (``local`` or ``ray``). ``notebooks`` run as Ray
+    tasks after the experiments (the local executor leaves them to :func:`mixq_core.reproduce.reproduce`)."""
+    if executor not in EXECUTORS:
+        raise unknown_name("executor", executor, EXECUTORS)
+    if executor == "local":
+        if ray_options:
+            raise ConfigError(f"options {sorted(ray_options)} apply to --executor ray only")
+        return run_locally(profile_name, results_dir)
+    return run_on_ray(profile_name, notebooks=notebooks, results_dir=results_dir, **ray_options)
