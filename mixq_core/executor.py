@@ -56,7 +56,7 @@ def profile_plan(profile_name: str) -> list[ExperimentConfig]:
     configs = [c for section in GRID_SECTIONS if profile.get(section) for c in grid_configs(profile_name, section)]
     if profile.get("ablations"):
         configs += [c for group in ablation_configs(profile_name).values() for c in group]
-    return list(dict.fromkeys(configs))
+    return list(dict.fromkeys(c.resolved() for c in configs))  # resolved: guidance=None is the profile's 3.0
 
 
 def experiment_label(config: ExperimentConfig) -> str:
@@ -65,7 +65,7 @@ def experiment_label(config: ExperimentConfig) -> str:
     extras = "".join([f" k={c.k}" if c.data.startswith("mixup") and c.k != 2 else "",
                       f" {c.partners}" if c.partners != "random" else "",
                       f" g={c.guidance}" if c.data in SYNTHETIC_SOURCES else ""])
-    return f"{c.model} W{c.w_bits}A{c.a_bits} {c.data}{extras} n={c.n_calib} seed={c.seed}"
+    return f"{c.model} W{c.w_bits}A{c.a_bits} {c.data}{extras} n={c.n_calib} iters={c.iters} seed={c.seed}"
 
 
 @dataclass
@@ -219,7 +219,7 @@ def run_on_ray(profile_name: str, notebooks: list[Path] | None = None, results_d
                        ray.remote(notebook_task).options(**task, name=Path(path).name),
                        str(Path(path).resolve()), profile_name, str(Path(root).resolve()), *experiment_refs)
     results = tracker.wait_all()
-    for (stage, _), value in results.items():  # records back to the driver, for workers without a shared disk
+    for stage, value in results:  # records back to the driver, for workers without a shared disk
         if stage == "experiments" and isinstance(value, dict) and "config" in value:
             path = record_path(value["kind"], value["config"], results_dir)
             if not path.exists():
@@ -237,7 +237,7 @@ class _Tracker:
         self.ray = ray
         self.tasks: dict[object, tuple[str, str]] = {}
         self.failures: list[Failure] = []
-        self.finished: dict[tuple[str, str], object] = {}
+        self.finished: dict[object, object] = {}  # by task reference: two tasks may share a name
 
     def submit(self, stage: str, name: str, remote, *args):
         ref = remote.remote(*args)
@@ -245,8 +245,11 @@ class _Tracker:
         return ref
 
     def done_counts(self) -> dict[str, int]:
-        failed = {(f.stage, f.name) for f in self.failures}
-        return {stage: sum(1 for key in self.finished if key[0] == stage and key not in failed) for stage in STAGES}
+        return {stage: sum(1 for ref in self.finished if self.tasks[ref][0] == stage) - self._failed(stage)
+                for stage in STAGES}
+
+    def _failed(self, stage: str) -> int:
+        return sum(1 for f in self.failures if f.stage == stage)
 
     def _status(self, pending: list) -> str:
         parts = []
@@ -254,13 +257,14 @@ class _Tracker:
             total = sum(1 for s, _ in self.tasks.values() if s == stage)
             if not total:
                 continue
-            failed = sum(1 for f in self.failures if f.stage == stage)
-            done = sum(1 for key in self.finished if key[0] == stage) - failed
+            failed = self._failed(stage)
+            done = sum(1 for ref in self.finished if self.tasks[ref][0] == stage) - failed
             waiting = sum(1 for ref in pending if self.tasks[ref][0] == stage)
             parts.append(f"{stage} {done}/{total} done, {waiting} queued or running, {failed} failed")
         return " | ".join(parts)
 
-    def wait_all(self) -> dict[tuple[str, str], object]:
+    def wait_all(self) -> list[tuple[str, object]]:
+        """Wait for every task; return ``(stage, result)`` pairs (``None`` for a failed task)."""
         from .progress import progress
 
         pending = list(self.tasks)
@@ -271,15 +275,15 @@ class _Tracker:
                 for ref in ready:
                     stage, name = self.tasks[ref]
                     try:
-                        self.finished[(stage, name)] = self.ray.get(ref)
+                        self.finished[ref] = self.ray.get(ref)
                     except Exception as exc:  # the task's own error after its retry, or its input's
-                        self.finished[(stage, name)] = None
+                        self.finished[ref] = None
                         self.failures.append(Failure(stage, name, _short_error(exc)))
                     bar.set_postfix_str(self._status(pending), refresh=False)
                     bar.update(1)
         finally:
             bar.close()
-        return self.finished
+        return [(self.tasks[ref][0], value) for ref, value in self.finished.items()]
 
 
 def _short_error(exc: Exception) -> str:

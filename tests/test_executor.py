@@ -51,7 +51,9 @@ def test_the_plan_lists_every_grid_point_once():
     plan = executor.profile_plan("smoke")
     assert len(plan) == len(set(plan))
     labels = [executor.experiment_label(c) for c in plan]
-    assert "resnet18 W4A4 mixup g=3.0 n=20 seed=0" in labels and "deit_mini W4A4 real n=20 seed=0" in labels
+    assert len(set(labels)) == len(labels)  # names report failures: no two grid points share one
+    assert "resnet18 W4A4 mixup g=3.0 n=20 iters=4 seed=0" in labels
+    assert "deit_mini W4A4 real n=20 iters=4 seed=0" in labels
     assert any("mixup-embed" in label for label in labels) and any("near" in label for label in labels)
 
 
@@ -88,7 +90,8 @@ def test_a_failing_grid_point_is_retried_once_then_reported_by_name(grid_profile
 
     report = executor.run_on_ray(grid_profile, results_dir=tmp_path, shards=1, before_experiment=flaky)
     assert marker.exists()
-    assert [(f.stage, f.name) for f in report.failures] == [("experiments", "resnet18 W4A4 mixup g=3.0 n=20 seed=0")]
+    failed = [(f.stage, f.name) for f in report.failures]
+    assert failed == [("experiments", "resnet18 W4A4 mixup g=3.0 n=20 iters=4 seed=0")]
     assert "out of memory in block layer1.0" in report.failures[0].error
     assert report.done["experiments"] == 1  # noise made it on its retry
     assert len(_records(tmp_path)) == 1
