@@ -198,25 +198,21 @@ def run_on_ray(profile_name: str, notebooks: list[Path] | None = None, results_d
         if folder in set_refs or (folder / "manifest.jsonl").exists():
             continue
         as_dict = config.resolved().to_dict()
-        shard_task = ray.remote(synthesis_task)
-        parts = [tracker.submit("synthesis", f"{folder.name} shard {i}/{shards}",
-                                shard_task.options(**task, name=f"synthesize {folder.name} {i}/{shards}"),
+        parts = [tracker.submit("synthesis", f"synthesize {folder.name} {i}/{shards}", synthesis_task, task,
                                 as_dict, (i, shards), results_dir, threads)
                  for i in range(shards)]
-        set_refs[folder] = tracker.submit("synthesis", folder.name,
-                                          ray.remote(finish_set_task).options(**task, name=f"finish {folder.name}"),
+        set_refs[folder] = tracker.submit("synthesis", f"finish {folder.name}", finish_set_task, task,
                                           as_dict, results_dir, threads, *parts)
     experiment_refs = []
     for config in plan:
         needs = [set_refs[f] for f in [synthetic_set_folder(config, results_dir)]
                  if config.data in SYNTHETIC_SOURCES and f in set_refs]
         label = experiment_label(config)
-        experiment_refs.append(tracker.submit(
-            "experiments", label, ray.remote(experiment_task).options(**task, name=label),
-            config.resolved().to_dict(), results_dir, threads, before_experiment, *needs))
+        experiment_refs.append(tracker.submit("experiments", label, experiment_task, task,
+                                              config.resolved().to_dict(), results_dir, threads, before_experiment,
+                                              *needs))
     for path in notebooks or []:
-        tracker.submit("notebooks", Path(path).name,
-                       ray.remote(notebook_task).options(**task, name=Path(path).name),
+        tracker.submit("notebooks", Path(path).name, notebook_task, task,
                        str(Path(path).resolve()), profile_name, str(Path(root).resolve()), *experiment_refs)
     results = tracker.wait_all()
     for stage, value in results:  # records back to the driver, for workers without a shared disk
@@ -230,17 +226,42 @@ def run_on_ray(profile_name: str, notebooks: list[Path] | None = None, results_d
     return report
 
 
+def _started_then(function: Callable, started, index: int, *args):
+    """Run ``function(*args)`` in a worker after telling the driver's ``started`` actor so."""
+    started.mark.remote(index)
+    return function(*args)
+
+
+class _StartedTasks:
+    """A Ray actor holding which tasks have started, so the driver can tell running from queued."""
+
+    def __init__(self):
+        self.indices: set[int] = set()
+
+    def mark(self, index: int) -> None:
+        self.indices.add(index)
+
+    def get(self) -> set[int]:
+        return self.indices
+
+
 class _Tracker:
-    """Submitted tasks by stage and name; waits for all, showing done / running / failed per stage."""
+    """Submitted tasks by stage and name; waits for all, showing done / running / queued / failed per stage."""
 
     def __init__(self, ray):
         self.ray = ray
         self.tasks: dict[object, tuple[str, str]] = {}
+        self.index: dict[object, int] = {}
         self.failures: list[Failure] = []
         self.finished: dict[object, object] = {}  # by task reference: two tasks may share a name
+        self.started = ray.remote(num_cpus=0)(_StartedTasks).remote()
+        self.started_indices: set[int] = set()
 
-    def submit(self, stage: str, name: str, remote, *args):
-        ref = remote.remote(*args)
+    def submit(self, stage: str, name: str, function: Callable, options: dict, *args):
+        """Submit ``function(*args)`` as a task named ``name`` with Ray ``options``."""
+        ref = self.ray.remote(_started_then).options(**options, name=name).remote(
+            function, self.started, len(self.tasks), *args)
+        self.index[ref] = len(self.tasks)
         self.tasks[ref] = (stage, name)
         return ref
 
@@ -259,8 +280,10 @@ class _Tracker:
                 continue
             failed = self._failed(stage)
             done = sum(1 for ref in self.finished if self.tasks[ref][0] == stage) - failed
-            waiting = sum(1 for ref in pending if self.tasks[ref][0] == stage)
-            parts.append(f"{stage} {done}/{total} done, {waiting} queued or running, {failed} failed")
+            waiting = [ref for ref in pending if self.tasks[ref][0] == stage]
+            running = sum(1 for ref in waiting if self.index[ref] in self.started_indices)
+            queued = len(waiting) - running
+            parts.append(f"{stage} {done}/{total} done, {running} running, {queued} queued, {failed} failed")
         return " | ".join(parts)
 
     def wait_all(self) -> list[tuple[str, object]]:
@@ -272,6 +295,7 @@ class _Tracker:
         try:
             while pending:
                 ready, pending = self.ray.wait(pending, num_returns=1, timeout=2.0)
+                self.started_indices = self.ray.get(self.started.get.remote())
                 for ref in ready:
                     stage, name = self.tasks[ref]
                     try:
@@ -279,8 +303,10 @@ class _Tracker:
                     except Exception as exc:  # the task's own error after its retry, or its input's
                         self.finished[ref] = None
                         self.failures.append(Failure(stage, name, _short_error(exc)))
-                    bar.set_postfix_str(self._status(pending), refresh=False)
-                    bar.update(1)
+                # Every poll, since tasks start between completions; the count moves with the new status.
+                bar.set_postfix_str(self._status(pending), refresh=not ready)
+                if ready:
+                    bar.update(len(ready))
         finally:
             bar.close()
         return [(self.tasks[ref][0], value) for ref, value in self.finished.items()]
