@@ -108,7 +108,7 @@ def _cmd_synthesize(args) -> dict:
 
 def _cmd_quantize(args) -> dict:
     from .data import make_loader
-    from .experiment import data_root, default_device, eval_loader
+    from .experiment import default_device, eval_loader, real_data_root
     from .models import atomic_write, evaluate, load_model
     from .profiles import load_profile
     from .quant import QuantConfig, calibration_dataset, quantize
@@ -120,7 +120,7 @@ def _cmd_quantize(args) -> dict:
                          **{k: v for k, v in overrides.items() if v is not None})
     model = load_model(profile, args.model).to(default_device(args.device))
     calib = calibration_dataset(args.data, profile, n=args.n_calib or profile["n_calib"], seed=args.seed,
-                                model=model, root=data_root("train", args.imagenet_train))
+                                model=model, root=real_data_root("train", args.imagenet_train))
     # The evaluation subset is fixed (seed 0), so runs with different seeds are compared on the same images.
     test = eval_loader(profile, model, args.limit, seed=0, root=args.imagenet_val)
     fp_top1 = evaluate(model, test, desc=f"eval {args.model}")["top1"]

@@ -50,7 +50,7 @@ PTQ_KIND = "ptq"
 ROOT_ENV = {"eval": "MIXQ_IMAGENET_VAL", "train": "MIXQ_IMAGENET_TRAIN"}
 
 
-def data_root(which: str, given: str | os.PathLike | None = None) -> str | None:
+def real_data_root(which: str, given: str | os.PathLike | None = None) -> str | None:
     """The folder of real ``eval`` or ``train`` images: ``given``, else its environment variable."""
     return str(given) if given is not None else os.environ.get(ROOT_ENV[which]) or None
 
@@ -67,7 +67,7 @@ def ptq_kind(profile: str) -> str:
 def eval_loader(profile: dict, model: torch.nn.Module, limit: int | None = None, seed: int = 0,
                 root: str | os.PathLike | None = None):
     """The profile's real test images for ``model`` (a deterministic subset of ``limit`` if given)."""
-    dataset = subset(eval_dataset(profile, model, data_root("eval", root)),
+    dataset = subset(eval_dataset(profile, model, real_data_root("eval", root)),
                      limit or profile.get("eval_limit"), seed)
     return make_loader(dataset, batch_size=profile["eval_batch_size"], num_workers=profile.get("loader_workers", 0))
 
@@ -258,7 +258,7 @@ def calibration_data(config: ExperimentConfig, model: torch.nn.Module, results_d
     """The calibration images of ``config`` for ``model`` and what making them cost (``synthesis_seconds``).
 
     Synthetic sets are generated on ``model``'s device (see :func:`synthetic_set`);
-    ``imagenet_train`` is the real training folder where the profile ships none (see :func:`data_root`).
+    ``imagenet_train`` is the real training folder where the profile ships none (see :func:`real_data_root`).
     """
     from .quant import calibration_dataset
 
@@ -266,7 +266,7 @@ def calibration_data(config: ExperimentConfig, model: torch.nn.Module, results_d
     profile = load_profile(config.profile)
     if config.data in REAL_SOURCES:
         dataset = calibration_dataset(config.data, profile, n=config.n_calib, seed=config.seed, model=model,
-                                      root=data_root("train", imagenet_train))
+                                      root=real_data_root("train", imagenet_train))
         return dataset, {"synthesis_seconds": 0.0}
     start = time.time()
     folder = Path(synthetic_set(config, results_dir, pipe, device=next(model.parameters()).device)["out"])
@@ -287,7 +287,7 @@ def probe_data(profile: dict, seed: int = 0, model: torch.nn.Module | None = Non
 
     n = profile.get("probe_images", PROBE_IMAGES)
     if profile["dataset"] != "fashion-mnist":
-        root = data_root("train", imagenet_train)
+        root = real_data_root("train", imagenet_train)
         if root is None:
             return None
         train = load_source(profile["dataset"], root=root, transform=model_transform(profile, model))
@@ -331,7 +331,7 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
 
     ``pipe``: an already loaded generator pipeline, to save loading it once per experiment.
     ``imagenet_val``, ``imagenet_train``: the real-data folders of the ImageNet track (see
-    :func:`data_root`). ``device``: where synthesis, quantization and evaluation run.
+    :func:`real_data_root`). ``device``: where synthesis, quantization and evaluation run.
     """
     from .analysis import diversity_metrics
     from .quant import QuantConfig, quantize
