@@ -25,7 +25,6 @@ where workers do not share the driver's disk.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -38,12 +37,11 @@ from .experiment import (
     ExperimentConfig,
     ablation_configs,
     grid_configs,
-    ptq_kind,
+    pending_configs,
     synthetic_set_folder,
 )
-from .models import atomic_write
 from .profiles import PROFILES_ENV, load_profile, profile_dirs
-from .results import RESULTS_DIR, load_record, record_path
+from .results import RESULTS_DIR, record_path, write_record
 
 EXECUTORS = ("local", "ray")
 STAGES = ("synthesis", "experiments", "notebooks")
@@ -187,9 +185,7 @@ def run_on_ray(profile_name: str, notebooks: list[Path] | None = None, results_d
     task = {"max_retries": 1, "retry_exceptions": True, "runtime_env": {"env_vars": env}, **resources}
     tracker = _Tracker(ray)
     start = time.time()
-
-    plan = [c for c in profile_plan(profile_name)
-            if load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) is None]
+    plan = pending_configs(profile_plan(profile_name), results_dir)
     set_refs: dict[Path, object] = {}
     for config in plan:
         if config.data not in SYNTHETIC_SOURCES:
@@ -217,10 +213,8 @@ def run_on_ray(profile_name: str, notebooks: list[Path] | None = None, results_d
     results = tracker.wait_all()
     for stage, value in results:  # records back to the driver, for workers without a shared disk
         if stage == "experiments" and isinstance(value, dict) and "config" in value:
-            path = record_path(value["kind"], value["config"], results_dir)
-            if not path.exists():
-                text = json.dumps(value, indent=1, sort_keys=True) + "\n"
-                atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
+            if not record_path(value["kind"], value["config"], results_dir).exists():
+                write_record(value, results_dir)
     report = ExecutionReport("ray", done=tracker.done_counts(), failures=tracker.failures,
                              seconds=time.time() - start)
     return report
@@ -323,21 +317,12 @@ def run_locally(profile_name: str, results_dir: str | os.PathLike = RESULTS_DIR,
                 before_experiment: Callable | None = None) -> ExecutionReport:
     """The profile's plan in this process, one experiment after another (sets made on first use);
     an experiment that fails is retried once, then reported, and the others still run."""
-    import torch
-
-    from .experiment import run
+    from .experiment import grid_pipeline, run
     from .progress import progress
 
     start = time.time()
     plan = profile_plan(profile_name)
-    pending = [c for c in plan if load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) is None]
-    pipe = None
-    if any(c.data in SYNTHETIC_SOURCES for c in pending):
-        from .synthesis import load_pipeline
-
-        profile = load_profile(profile_name)
-        pipe = load_pipeline(profile["generator"], dtype=profile.get("synthesis_dtype"),
-                             device="cuda" if torch.cuda.is_available() else "cpu")
+    pipe = grid_pipeline(pending_configs(plan, results_dir))
     failures = []
     for config in progress(plan, desc="experiments"):
         for attempt in (1, 2):

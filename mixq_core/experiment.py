@@ -389,15 +389,26 @@ def run_grid(configs: list[ExperimentConfig], force: bool = False, results_dir: 
     from .progress import progress
 
     device = default_device(device)
-    pending = [c for c in configs
-               if force or load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) is None]
-    pipe = None
-    if any(c.data in SYNTHETIC_SOURCES for c in pending):
-        from .synthesis import load_pipeline
-
-        profile = load_profile(pending[0].profile)
-        pipe = load_pipeline(profile["generator"], device=str(device), dtype=profile.get("synthesis_dtype"))
+    pipe = grid_pipeline(configs if force else pending_configs(configs, results_dir), device)
     return [run(c, force, results_dir, pipe, device=device, **roots) for c in progress(configs, desc="experiments")]
+
+
+def pending_configs(configs: list[ExperimentConfig], results_dir: str | os.PathLike = RESULTS_DIR,
+                    ) -> list[ExperimentConfig]:
+    """The configs whose record does not exist yet."""
+    return [c for c in configs if load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) is None]
+
+
+def grid_pipeline(configs: list[ExperimentConfig], device: str | torch.device | None = None):
+    """The generator pipeline of ``configs``' profile, loaded once on ``device`` when one of
+    them needs a synthetic set; None otherwise."""
+    if not any(c.data in SYNTHETIC_SOURCES for c in configs):
+        return None
+    from .synthesis import load_pipeline
+
+    profile = load_profile(configs[0].profile)
+    return load_pipeline(profile["generator"], device=str(default_device(device)),
+                         dtype=profile.get("synthesis_dtype"))
 
 
 def grid_configs(profile_name: str, section: str = "grid_cnn", **only) -> list[ExperimentConfig]:

@@ -52,9 +52,14 @@ def record_path(kind: str, config: dict, results_dir: str | os.PathLike = RESULT
 
 def save_record(kind: str, config: dict, metrics: dict, results_dir: str | os.PathLike = RESULTS_DIR) -> Path:
     """Write ``{kind, config, config_hash, metrics, provenance}`` atomically; return its path."""
-    path = record_path(kind, config, results_dir)
     record = {"kind": kind, "config": config, "config_hash": config_hash(config), "metrics": metrics,
               "provenance": provenance()}
+    return write_record(record, results_dir)
+
+
+def write_record(record: dict, results_dir: str | os.PathLike = RESULTS_DIR) -> Path:
+    """Write a whole record (as :func:`save_record` builds it) to its place, atomically."""
+    path = record_path(record["kind"], record["config"], results_dir)
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path
