@@ -45,8 +45,9 @@ def _cmd_grid(args) -> dict:
     if args.section == "ablations":
         configs = [c for group in ablation_configs(args.profile).values() for c in group]
     else:
-        only = {"models": args.models} if args.models else {}
-        configs = grid_configs(args.profile, args.section, **only)
+        configs = grid_configs(args.profile, args.section)
+    if args.models:
+        configs = [c for c in configs if c.model in args.models]
     if args.seeds:
         configs = [c for c in configs if c.seed in args.seeds]
     configs = list(dict.fromkeys(configs))  # ablation factors share their centre cell

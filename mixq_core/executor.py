@@ -33,6 +33,7 @@ from pathlib import Path
 
 from .errors import ConfigError, MixQError, unknown_name
 from .experiment import (
+    GRID_SECTIONS,
     SYNTHETIC_SOURCES,
     ExperimentConfig,
     ablation_configs,
@@ -45,7 +46,6 @@ from .results import RESULTS_DIR, record_path, write_record
 
 EXECUTORS = ("local", "ray")
 STAGES = ("synthesis", "experiments", "notebooks")
-GRID_SECTIONS = ("grid_cnn", "grid_vit")
 
 
 def profile_plan(profile_name: str) -> list[ExperimentConfig]:

@@ -411,18 +411,26 @@ def grid_pipeline(configs: list[ExperimentConfig], device: str | torch.device | 
                          dtype=profile.get("synthesis_dtype"))
 
 
-def grid_configs(profile_name: str, section: str = "grid_cnn", **only) -> list[ExperimentConfig]:
+GRID_SECTIONS = ("grid_cnn", "grid_vit")  # a profile's main tables (03, 04); its ``ablations`` are apart
+
+
+def grid_configs(profile_name: str, section: str = "grid_cnn") -> list[ExperimentConfig]:
     """The experiments a profile's grid section (``grid_cnn``, ``grid_vit``) lists: models × bits × data × seeds.
 
-    ``only`` narrows a field, e.g. ``models=["resnet18"]``.
+    A section may hold ``extra``: sub-grids that change some of its fields, for cells that are worth running
+    for some models only (e.g. W2A2 for resnet18, where mobilenetv2_100 already collapses at W2A4).
     """
     profile = load_profile(profile_name)
     if section not in profile:
         raise ConfigError(f"profile {profile_name!r} has no {section!r} section")
-    grid = {**profile[section], **only}
-    return [ExperimentConfig(profile=profile_name, model=model, w_bits=w, a_bits=a, data=data, seed=seed,
-                             n_calib=grid.get("n_calib"), iters=grid.get("iters"))
-            for model in grid["models"] for w, a in grid["bits"] for data in grid["data"] for seed in grid["seeds"]]
+    base = {k: v for k, v in profile[section].items() if k != "extra"}
+    configs = []
+    for grid in [base, *({**base, **sub} for sub in profile[section].get("extra", []))]:
+        configs += [ExperimentConfig(profile=profile_name, model=model, w_bits=w, a_bits=a, data=data, seed=seed,
+                                     n_calib=grid.get("n_calib"), iters=grid.get("iters"))
+                    for model in grid["models"] for w, a in grid["bits"] for data in grid["data"]
+                    for seed in grid["seeds"]]
+    return list(dict.fromkeys(configs))
 
 
 def ablation_configs(profile_name: str) -> dict[str, list[ExperimentConfig]]:

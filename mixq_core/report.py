@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from .experiment import ptq_kind
-from .results import RESULTS_DIR, load_records
+from .experiment import GRID_SECTIONS, ExperimentConfig, grid_configs, ptq_kind
+from .profiles import load_profile
+from .results import RESULTS_DIR, load_record, load_records
 
 SOURCE_ORDER = ("real", "noise", "single", "genq", "mixup", "mixup-embed")
 SOURCE_LABELS = {"real": "real (upper bound)", "noise": "Gaussian noise (lower bound)", "single": "single-class",
@@ -26,6 +28,20 @@ def ptq_records(profile: str, results_dir: str | os.PathLike | None = None) -> l
     """The quantization records a profile made (under ``results/ptq/<profile>/``)."""
     results_dir = RESULTS_DIR if results_dir is None else results_dir
     return load_records(ptq_kind(profile), results_dir)
+
+
+def existing_records(configs: list[ExperimentConfig], results_dir: str | os.PathLike | None = None) -> list[dict]:
+    """The records of ``configs`` found under ``results_dir``, in their order; nothing is run."""
+    results_dir = RESULTS_DIR if results_dir is None else results_dir
+    found = (load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) for c in configs)
+    return [record for record in found if record is not None]
+
+
+def grid_records(profile: str, sections: Sequence[str] = GRID_SECTIONS,
+                 results_dir: str | os.PathLike | None = None) -> list[dict]:
+    """The records of a profile's grid sections found on disk: the main tables, without its ablation runs."""
+    sections = [s for s in sections if load_profile(profile).get(s)]
+    return existing_records([c for s in sections for c in grid_configs(profile, s)], results_dir)
 
 
 def records_frame(records: list[dict]):

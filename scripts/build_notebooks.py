@@ -4,6 +4,7 @@ Keeping the notebooks' source here, as plain Python strings, makes them reviewab
 keeps the shared opening (Colab badge, install cell, parameters) identical in every notebook.
 """
 
+import hashlib
 from pathlib import Path
 
 import nbformat
@@ -258,9 +259,9 @@ from mixq_core.profiles import load_profile
 from mixq_core.report import (
     SOURCE_LABELS,
     compare_sources,
+    grid_records,
     pivot_sources,
     provenance_line,
-    ptq_records,
     records_frame,
     summary_table,
 )
@@ -279,8 +280,7 @@ pivot_sources(summary_table(frame))
     md("## The published grid"),
     code('''
 published_profile = config.get("tables_from", profile)
-published_models = load_profile(published_profile)[section]["models"]
-published = [r for r in ptq_records(published_profile) if r["metrics"]["config"]["model"] in published_models]
+published = grid_records(published_profile, [section])
 if published:
     table = summary_table(records_frame(published))
     display(Markdown(f"Profile **{published_profile}**. {provenance_line(published)}."))
@@ -418,36 +418,50 @@ from IPython.display import Markdown, display
 
 from mixq_core.experiment import ablation_configs, run_grid
 from mixq_core.profiles import load_profile
-from mixq_core.report import provenance_line, records_frame
+from mixq_core.report import existing_records, provenance_line, records_frame
 
 config = load_profile(profile)
-spec = config["ablations"]
-records = {factor: run_grid(configs) for factor, configs in ablation_configs(profile).items()}
-results = {factor: records_frame(rs) for factor, rs in records.items()}
-display(Markdown(f"Profile **{profile}**: {spec['model']} at W{spec['bits'][0]}A{spec['bits'][1]}, "
-                 f"{spec['iters']} iterations per block, seeds {spec['seeds']}. "
-                 f"{provenance_line([r for rs in records.values() for r in rs])}."))
+published_profile = config.get("tables_from", profile)
+TABLE_COLUMNS = {"k": "k", "n_calib": ["n_calib", "data"], "guidance": "guidance", "partners": "partners",
+                 "mixing": "data"}
+
+
+def show_ablations(name, records):
+    """Describe, plot and tabulate one profile's ablation records ({factor: records})."""
+    spec = load_profile(name)["ablations"]
+    display(Markdown(f"Profile **{name}**: {spec['model']} at W{spec['bits'][0]}A{spec['bits'][1]}, "
+                     f"{spec['iters']} iterations per block, seeds {spec['seeds']}. "
+                     f"{provenance_line([r for rs in records.values() for r in rs])}."))
+    results = {factor: records_frame(rs) for factor, rs in records.items()}
+    fig, axes = plt.subplots(1, 5, figsize=(18, 3.2))
+    for ax, (factor, x, title) in zip(axes, [("k", "k", "classes per prompt (k=1: single)"),
+                                             ("n_calib", "n_calib", "calibration images"),
+                                             ("guidance", "guidance", "guidance scale (mixup)"),
+                                             ("partners", "partners", "mixup partners"),
+                                             ("mixing", "data", "prompt vs embedding mixing")], strict=True):
+        sns.pointplot(data=results[factor], x=x, y="top1", hue="data" if factor == "n_calib" else None,
+                      errorbar="sd", ax=ax)
+        ax.set_title(title)
+        ax.set_ylabel("top-1 (%)")
+    fig.tight_layout()
+    plt.show()
+    for factor, frame in results.items():
+        display(Markdown(f"**{factor}**"))
+        display(frame.groupby(TABLE_COLUMNS[factor])["top1"].agg(["mean", "std", "count"]).round(2))
 '''),
+    md("## This run"),
     code('''
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
-sns.pointplot(data=results["k"], x="k", y="top1", errorbar="sd", ax=axes[0])
-axes[0].set_title("classes per prompt (k=1: single)")
-sns.pointplot(data=results["n_calib"], x="n_calib", y="top1", hue="data", errorbar="sd", ax=axes[1])
-axes[1].set_title("calibration images")
-sns.pointplot(data=results["guidance"], x="guidance", y="top1", errorbar="sd", ax=axes[2])
-axes[2].set_title("guidance scale (mixup)")
-sns.pointplot(data=results["partners"], x="partners", y="top1", errorbar="sd", ax=axes[3])
-axes[3].set_title("mixup partners")
-for ax in axes:
-    ax.set_ylabel("top-1 (%)")
-fig.tight_layout()
-''', hide=True),
+show_ablations(profile, {factor: run_grid(configs) for factor, configs in ablation_configs(profile).items()})
+'''),
+    md("## The published ablations"),
     code('''
-for factor, frame in results.items():
-    column = {"k": "k", "n_calib": ["n_calib", "data"], "guidance": "guidance", "partners": "partners",
-              "mixing": "data"}[factor]
-    display(Markdown(f"**{factor}**"))
-    display(frame.groupby(column)["top1"].agg(["mean", "std", "count"]).round(2))
+published = {factor: existing_records(configs) for factor, configs in ablation_configs(published_profile).items()}
+if published_profile == profile:
+    display(Markdown(f"This run is the published profile (**{profile}**)."))
+elif all(published.values()):
+    show_ablations(published_profile, published)
+else:
+    display(Markdown(f"No **{published_profile}** ablation records yet; see this run above."))
 '''),
 ]
 
@@ -466,17 +480,17 @@ from IPython.display import Markdown, display
 from mixq_core.profiles import load_profile
 from mixq_core.report import (
     compare_sources,
+    grid_records,
     imagenet_reference,
     pivot_sources,
     provenance_line,
-    ptq_records,
     records_frame,
     summary_table,
 )
 
 published_profile = load_profile(profile).get("tables_from", profile)
-records = ptq_records(published_profile) or ptq_records(profile)
-shown_profile = published_profile if ptq_records(published_profile) else profile
+records = grid_records(published_profile) or grid_records(profile)
+shown_profile = published_profile if grid_records(published_profile) else profile
 frame = records_frame(records)
 table = summary_table(frame)
 display(Markdown(f"Profile **{shown_profile}**: {provenance_line(records)}."))
@@ -624,6 +638,8 @@ def main() -> None:
         notebook = new_notebook(cells=cells, metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"}})
+        for index, cell in enumerate(notebook.cells):  # stable ids: a rebuild changes only the cells that changed
+            cell.id = hashlib.sha256(f"{name}:{index}:{cell.source}".encode()).hexdigest()[:8]
         nbformat.validate(notebook)
         path = NOTEBOOK_DIR / f"{name}.ipynb"
         path.write_text(nbformat.writes(notebook) + "\n")

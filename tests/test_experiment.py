@@ -43,13 +43,28 @@ def test_profile_extends_another():
 
 def test_grid_and_ablation_configs_cover_the_profile_sections():
     grid = experiment.grid_configs("mini-full", "grid_cnn")
-    assert len(grid) == 2 * 2 * 5 * 3
+    assert len(grid) == len(set(grid)) == 2 * 2 * 5 * 3 + 5 * 3  # + the extra sub-grid: resnet18 at W2A2
     assert {c.data for c in grid} == {"real", "noise", "single", "genq", "mixup"}
+    assert {c.model for c in grid if (c.w_bits, c.a_bits) == (2, 2)} == {"resnet18"}
     ablations = experiment.ablation_configs("mini-full")
     assert [c.data for c in ablations["k"][::3]] == ["single", "mixup", "mixup", "mixup"]
     assert [c.k for c in ablations["k"][3::3]] == [2, 3, 4]
     assert {c.partners for c in ablations["partners"]} == {"random", "near", "far"}
     assert {c.data for c in ablations["mixing"]} == {"mixup", "mixup-embed"}
+
+
+def test_grid_records_read_the_main_tables_without_ablation_runs(tmp_path):
+    from mixq_core.results import save_record
+
+    grid_cell = experiment.grid_configs("smoke", "grid_cnn")[0]
+    ablation_cell = next(c for group in experiment.ablation_configs("smoke").values() for c in group
+                         if c.resolved() not in {g.resolved() for g in experiment.grid_configs("smoke", "grid_cnn")})
+    for config in (grid_cell, ablation_cell):
+        save_record(experiment.ptq_kind("smoke"), config.resolved().identity(), {"top1": 1.0}, tmp_path)
+    assert len(report.ptq_records("smoke", tmp_path)) == 2
+    assert [r["config"] for r in report.grid_records("smoke", results_dir=tmp_path)] == [
+        grid_cell.resolved().identity()]
+    assert len(report.existing_records([ablation_cell, grid_cell], tmp_path)) == 2
 
 
 def test_run_writes_a_record_and_reuses_it(tmp_path, monkeypatch):
