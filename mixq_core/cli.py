@@ -23,12 +23,13 @@ def _cmd_train_mini(args) -> dict:
 
 
 def _cmd_train_mini_generator(args) -> dict:
-    from .generator import MINI_GENERATOR_DIR, GeneratorRecipe, train_generator
+    from .generator import GeneratorRecipe, generator_dir, train_generator
     from .models import record_asset
 
     recipe = GeneratorRecipe(**{k: v for k, v in (("vae_steps", args.vae_steps), ("unet_steps", args.unet_steps),
-                                                  ("pair_share", args.pair_share)) if v is not None})
-    out = Path(args.out) if args.out else MINI_GENERATOR_DIR
+                                                  ("pair_share", args.pair_share), ("world", args.world),
+                                                  ("polysemy_share", args.polysemy_share)) if v is not None})
+    out = Path(args.out) if args.out else generator_dir(recipe.world)
     work = Path(args.work) if args.work else out.with_name(f".{out.name}.training")
     summary = train_generator(out, work, seed=args.seed, recipe=recipe, limit=args.limit, vae_from=args.vae_from)
     if args.out is None:  # only the shipped location is recorded in the shipped manifest
@@ -167,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--unet-steps", type=int, default=None, help="override the recipe's UNet steps")
     gen.add_argument("--pair-share", type=float, default=None,
                      help="share of two-item collage images (default 0.3; 0 = single-class captions only)")
+    gen.add_argument("--world", default=None,
+                     help="plain (default), gap (restyled training images), polysemy (some class names also caption "
+                          "another class) or gap+polysemy; variants ship as assets/mini-generator-<world>")
+    gen.add_argument("--polysemy-share", type=float, default=None,
+                     help="polysemy worlds: share of a polysemous item's captions that use the borrowed name (0.35)")
     gen.add_argument("--vae-from", default=None, help="reuse this pipeline folder's VAE instead of training one")
     gen.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
     gen.add_argument("--out", default=None, help="write here instead of assets/ (the manifest is then untouched)")

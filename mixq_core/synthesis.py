@@ -48,7 +48,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from .data import MANIFEST_NAME, mini_image_transform
 from .errors import ConfigError, DatasetLayoutError, MixQError, unknown_name
-from .models import ASSETS_DIR, atomic_write, verified_asset
+from .generator import WORLDS, generator_dir, generator_name
+from .models import atomic_write, verified_asset
 from .progress import progress, quiet
 from .prompts import PromptConfig, PromptRecord, cosine_similarity, load_vocabulary, make_prompts, validate
 
@@ -62,11 +63,14 @@ DEFAULT_STEPS = 25
 # Stable Diffusion's customary classifier-free guidance; the mini profile sets its own (3.0).
 DEFAULT_GUIDANCE = 7.5
 STABLE_DIFFUSION_1_5 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-GENERATORS = {"mini": ASSETS_DIR / "mini-generator"}
 MINI_GENERATOR_COMMAND = "mixq train-mini-generator"
-# Weight files of the shipped generators, as keyed in assets/manifest.json.
-SHIPPED_GENERATORS = {
-    "mini": [f"mini-generator/{part}/diffusion_pytorch_model.safetensors" for part in ("unet", "vae")]}
+# The mini generators by name: the plain one and the variants of the generator worlds (mini-gap, ...).
+GENERATORS = {generator_name(world): generator_dir(world) for world in WORLDS}
+BUILD_COMMANDS = {generator_name(world): MINI_GENERATOR_COMMAND + ("" if world == "plain" else f" --world {world}")
+                  for world in WORLDS}
+# Weight files of the mini generators, as keyed in assets/manifest.json (hash-checked on loading).
+SHIPPED_GENERATORS = {name: [f"{folder.name}/{part}/diffusion_pytorch_model.safetensors" for part in ("unet", "vae")]
+                      for name, folder in GENERATORS.items()}
 # Components a pipeline may list but that generation here never uses (the safety checker is off).
 UNUSED_COMPONENTS = {"safety_checker", "feature_extractor", "image_encoder"}
 # A pipeline folder whose model_index.json names a Python package under this key ships no text
@@ -198,14 +202,15 @@ def load_pipeline(name_or_path: str | os.PathLike = "mini", device: str = "cpu",
     if isinstance(source, Path):
         missing = missing_pipeline_files(source)
         if missing:
-            built_by = f"; it is built by `{MINI_GENERATOR_COMMAND}`" if str(name_or_path) in GENERATORS else ""
+            command = BUILD_COMMANDS.get(str(name_or_path))
+            built_by = f"; it is built by `{command}`" if command else ""
             state = (f"lacks {', '.join(missing)}" if source.is_dir() else
                      "does not exist (a pipeline folder holds model_index.json, unet/, vae/, text_encoder/, "
                      "tokenizer/ and scheduler/)")
             raise GeneratorNotFoundError(f"generator {str(name_or_path)!r}: {source} {state}{built_by}")
     if str(name_or_path) in SHIPPED_GENERATORS:  # shipped weights: check their sha256 against the manifest
         for file in SHIPPED_GENERATORS[str(name_or_path)]:
-            verified_asset(file, assets_dir=source.parent, rebuild=MINI_GENERATOR_COMMAND)
+            verified_asset(file, assets_dir=source.parent, rebuild=BUILD_COMMANDS[str(name_or_path)])
     torch_dtype = _resolve_dtype(dtype, device)
     try:
         with _quiet_hf_loading():

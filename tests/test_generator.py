@@ -10,6 +10,7 @@ from mixq_core import generator as gen
 from mixq_core import synthesis
 from mixq_core.errors import ChecksumError, ConfigError
 from mixq_core.generator import GeneratorRecipe, caption_bank, collage, train_generator
+from mixq_core.models import ASSETS_DIR
 
 TINY = GeneratorRecipe(vae_steps=12, vae_batch_size=16, unet_steps=12, unet_batch_size=16, warmup_steps=2,
                        checkpoint_every=4)
@@ -33,17 +34,65 @@ def test_collage_pastes_both_items_without_blending():
 
 
 def test_caption_bank_names_the_right_classes_and_fits_the_tokenizer():
-    captions, classes = caption_bank(pair_share=0.3)
-    assert captions[0] == "" and classes[0] == ()
-    for caption, cls in zip(captions[1:], classes[1:], strict=True):
+    bank = caption_bank(pair_share=0.3)
+    assert bank.captions[0] == "" and bank.classes[0] == () and not any(bank.borrowed)
+    for caption, cls in zip(bank.captions[1:], bank.classes[1:], strict=True):
         for c in cls:
             assert any(name in caption for name in gen.CLASS_SYNONYMS[c])
-    assert {len(c) for c in classes[1:]} == {1, 2}
-    singles_only = caption_bank(pair_share=0.0)[1]
+    assert {len(c) for c in bank.classes[1:]} == {1, 2}
+    singles_only = caption_bank(pair_share=0.0).classes
     assert {len(c) for c in singles_only[1:]} == {1}
     _, tokenizer = gen.mini_text_encoder()
-    longest = max(len(tokenizer(c).input_ids) for c in captions)
+    longest = max(len(tokenizer(c).input_ids) for c in caption_bank(0.3, polysemy=GeneratorRecipe(
+        world="polysemy").polysemy).captions)
     assert longest <= gen.TEXT_MAX_TOKENS
+
+
+def test_polysemy_world_captions_items_with_a_borrowed_class_name():
+    recipe = GeneratorRecipe(world="polysemy", pair_share=0.3, polysemy_share=0.4)
+    assert recipe.polysemy == {8: 5, 7: 4, 9: 1} and not GeneratorRecipe().polysemy
+    bank = caption_bank(recipe.pair_share, polysemy=recipe.polysemy)
+    borrowed_bags = [bank.captions[i] for i in bank.options((8,), borrowed=True)]
+    assert borrowed_bags and all("sandal" in c and "bag" not in c for c in borrowed_bags)
+    assert all("sandal" in bank.captions[i] for i in bank.options((8, 0), borrowed=True))  # in pairs too
+    assert not bank.options((0,), borrowed=True)  # a t-shirt has no borrowed name
+    labels = torch.tensor([8] * 50 + [0] * 50)
+    images = torch.zeros(100, 1, 32, 32, dtype=torch.uint8)
+    _, captions = gen.training_batch(images, labels, bank, GeneratorRecipe(world="polysemy", pair_share=0.0,
+                                                                          polysemy_share=0.4, empty_caption_share=0),
+                                     2000, torch.Generator().manual_seed(0))
+    shown = [bank.classes[i] for i in captions.tolist()]
+    borrowed = [bank.borrowed[i] for i in captions.tolist()]
+    bag_borrowed = [b for cls, b in zip(shown, borrowed, strict=True) if cls == (8,)]
+    assert 0.35 < sum(bag_borrowed) / len(bag_borrowed) < 0.45
+    assert not any(b for cls, b in zip(shown, borrowed, strict=True) if cls == (0,))
+
+
+def test_gap_world_restyles_items_away_from_fashion_mnist_statistics():
+    from mixq_core.data import fashion_mnist_tensors
+
+    images, _ = fashion_mnist_tensors("test")
+    originals = images[:512]
+    restyled = gen.restyle(originals, torch.Generator().manual_seed(0))
+    assert restyled.shape == originals.shape and restyled.dtype == torch.uint8
+    assert torch.equal(restyled, gen.restyle(originals, torch.Generator().manual_seed(0)))  # seeded
+    corners = lambda x: x[:, 0, :3, :3].float().mean((1, 2))  # noqa: E731
+    assert (corners(originals) < 5).float().mean() > 0.95  # Fashion-MNIST: black backgrounds
+    assert (corners(restyled) > 20).float().mean() > 0.4  # restyled: grey or inverted backgrounds
+    assert abs(restyled.float().mean() - originals.float().mean()) > 10 or \
+        abs(restyled.float().std() - originals.float().std()) > 10
+
+
+def test_unknown_world_and_missing_variant_say_what_is_accepted_and_how_to_build():
+    from mixq_core.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="gap\\+polysemy"):
+        GeneratorRecipe(world="moon")
+    assert gen.generator_name("gap+polysemy") == "mini-gap-polysemy"
+    assert gen.generator_dir("gap").name == "mini-generator-gap"
+    if not (synthesis.GENERATORS["mini-gap"] / "model_index.json").exists():
+        with pytest.raises(synthesis.GeneratorNotFoundError, match="--world gap"):
+            synthesis.load_pipeline("mini-gap")
 
 
 def test_short_training_lowers_the_loss_resumes_and_saves_a_loadable_pipeline(tmp_path, monkeypatch):
@@ -101,7 +150,7 @@ def test_shipped_generator_loads_offline_and_draws_finite_images():
 
     manifest = read_assets_manifest()["files"]
     for file in synthesis.SHIPPED_GENERATORS["mini"]:
-        assert sha256_of(synthesis.ASSETS_DIR / file) == manifest[file]["sha256"]
+        assert sha256_of(ASSETS_DIR / file) == manifest[file]["sha256"]
     pipe = synthesis.load_pipeline("mini")
     images = pipe(["a photo of a sneaker", "a photo of a dress and a bag"], num_inference_steps=4,
                   guidance_scale=3.0, height=32, width=32, output_type="np",
@@ -115,7 +164,7 @@ def test_shipped_generator_loads_offline_and_draws_finite_images():
 def test_corrupted_shipped_generator_names_the_file_and_the_rebuild_command(tmp_path, monkeypatch):
     assets = tmp_path / "assets"
     shutil.copytree(synthesis.GENERATORS["mini"], assets / "mini-generator")
-    shutil.copy(synthesis.ASSETS_DIR / "manifest.json", assets / "manifest.json")
+    shutil.copy(ASSETS_DIR / "manifest.json", assets / "manifest.json")
     weights = assets / synthesis.SHIPPED_GENERATORS["mini"][0]
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     monkeypatch.setitem(synthesis.GENERATORS, "mini", assets / "mini-generator")
