@@ -10,7 +10,7 @@ from mixq_core import generator as gen
 from mixq_core import synthesis
 from mixq_core.errors import ChecksumError, ConfigError
 from mixq_core.generator import GeneratorRecipe, caption_bank, collage, train_generator
-from mixq_core.models import ASSETS_DIR
+from mixq_core.models import ASSETS_DIR, read_assets_manifest
 
 TINY = GeneratorRecipe(vae_steps=12, vae_batch_size=16, unet_steps=12, unet_batch_size=16, warmup_steps=2,
                        checkpoint_every=4)
@@ -40,6 +40,9 @@ def test_caption_bank_names_the_right_classes_and_fits_the_tokenizer():
         for c in cls:
             assert any(name in caption for name in gen.CLASS_SYNONYMS[c])
     assert {len(c) for c in bank.classes[1:]} == {1, 2}
+    shipped = read_assets_manifest()["files"].get(synthesis.SHIPPED_GENERATORS["mini"][0], {})
+    if "captions" in shipped:  # the plain world's bank is the one the shipped generator was trained with
+        assert len(bank.captions) == shipped["captions"]
     singles_only = caption_bank(pair_share=0.0).classes
     assert {len(c) for c in singles_only[1:]} == {1}
     _, tokenizer = gen.mini_text_encoder()
