@@ -622,10 +622,12 @@ def generator_quality(pipe, judge, steps: int = 25, guidance: float = 3.0, per_c
       features between the single-class images and as many real test images, and between
       real train and real test images (the floor a perfect generator would reach).
     - ``pair_both_in_top2`` / ``pair_any_in_top2``: % of two-class images
-      (``"a photo of a {c1} and a {c2}"``) whose judge top-2 holds both / at least one class.
-    - ``real_collage_both_in_top2`` / ``real_collage_any_in_top2``: the same two-class scores for
-      real test items pasted into collages exactly as the training collages are made: what this
-      judge gives a perfect drawing of two items (it was trained on one centred item per image).
+      (``"a photo of a {c1} and a {c2}"``) whose judge top-2 holds both / at least one class;
+      ``pair_both_by_items`` / ``pair_any_by_items``: the same judged one item at a time (the
+      judge's top-1 on each side's item, see :func:`pair_scores`).
+    - ``real_collage_*``: the same two-class scores for real test items pasted into collages
+      exactly as the training collages are made: what this judge gives a perfect drawing of two
+      items (it was trained on one centred item per image).
     - ``images_per_second``: sampling throughput with guidance, batches of ``batch_size``.
 
     Returns the metrics and, under ``"images"``, the generated PIL images and their records
@@ -645,9 +647,8 @@ def generator_quality(pipe, judge, steps: int = 25, guidance: float = 3.0, per_c
     logits, features = _judge(judge, single_images)
     prompted = torch.tensor([record.classes[0] for record in single])
     hits = logits.argmax(1) == prompted
-    top2 = _judge(judge, pair_images)[0].topk(2, dim=1).indices.tolist()
-    both = sum(set(record.classes) <= set(row) for record, row in zip(pairs, top2, strict=True))
-    some = sum(bool(set(record.classes) & set(row)) for record, row in zip(pairs, top2, strict=True))
+    generated_pairs = pair_scores(judge, grey_pictures(pair_images), [set(record.classes) for record in pairs])
+    real_pairs = pair_scores(judge, *real_collages(pair_prompts, seed))
 
     def real_features(split: str) -> torch.Tensor:
         from .analysis import logits_and_features
@@ -658,26 +659,83 @@ def generator_quality(pipe, judge, steps: int = 25, guidance: float = 3.0, per_c
         return logits_and_features(judge, batches, desc=f"judge real {split}")[1]
 
     test_features = real_features("test")
-    real_both, real_any = _real_collage_scores(judge, pair_prompts, seed)
     return {
         "steps": steps, "guidance": guidance, "seed": seed,
         "single_images": len(single), "single_top1": round(100.0 * hits.double().mean().item(), 2),
         "single_top1_per_class": [round(100.0 * hits[prompted == c].double().mean().item(), 1) for c in range(classes)],
         "fd_generated": round(frechet_distance(features, test_features), 3),
         "fd_real_floor": round(frechet_distance(real_features("train"), test_features), 3),
-        "pair_images": len(pairs), "pair_both_in_top2": round(100.0 * both / len(pairs), 2),
-        "pair_any_in_top2": round(100.0 * some / len(pairs), 2),
-        "real_collage_both_in_top2": real_both, "real_collage_any_in_top2": real_any,
+        "pair_images": len(pairs), **{f"pair_{key}": value for key, value in generated_pairs.items()},
+        **{f"real_collage_{key}": value for key, value in real_pairs.items()},
         "images_per_second": round(rate, 2), "batch_size": batch_size,
         "images": {"single": list(zip(single, single_images, strict=True)),
                    "pairs": list(zip(pairs, pair_images, strict=True))},
     }
 
 
+ITEM_SIZE = 28  # Fashion-MNIST items are 28 px, centred on the 32 px canvas the mini models see
+
+
+def item_crops(pictures: torch.Tensor, width: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """The left and right item of two-item pictures, each as the judge expects an item.
+
+    ``pictures`` is uint8 ``(N, 1, 32, 32)`` on a dark background. Each side is a ``width``-px strip
+    (default: the halves; on real collages, wider strips that hold more of an item also catch more of
+    its neighbour, and score lower); the bounding box of its bright pixels is scaled, aspect kept, to
+    :data:`ITEM_SIZE` px and centred on a black 32×32 canvas. A strip without bright pixels gives a
+    black canvas. Returns ``(lefts, rights)``, uint8, same shape.
+    """
+    crops = {"left": [], "right": []}
+    for picture in pictures:
+        for side, strip in (("left", picture[:, :, :width]), ("right", picture[:, :, RESOLUTION - width:])):
+            canvas = torch.zeros(1, RESOLUTION, RESOLUTION, dtype=torch.uint8)
+            rows, cols = torch.nonzero(strip[0] > 0.25 * max(int(strip.max()), 1), as_tuple=True)
+            if len(rows):
+                item = strip[:, int(rows.min()):int(rows.max()) + 1, int(cols.min()):int(cols.max()) + 1]
+                scale = ITEM_SIZE / max(item.shape[1:])
+                size = [max(1, round(d * scale)) for d in item.shape[1:]]
+                resized = F.interpolate(item[None].float(), size=size, mode="bilinear", antialias=True,
+                                        align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+                top, left = (RESOLUTION - size[0]) // 2, (RESOLUTION - size[1]) // 2
+                canvas[:, top:top + size[0], left:left + size[1]] = resized
+            crops[side].append(canvas)
+    return torch.stack(crops["left"]), torch.stack(crops["right"])
+
+
 @torch.no_grad()
-def _real_collage_scores(judge, n: int, seed: int) -> tuple[float, float]:
-    """Judge's two-class scores (both / any in top-2, %) on ``n`` collages of two real test items."""
-    from .data import fashion_mnist_tensors, normalize_mini
+def pair_scores(judge, pictures: torch.Tensor, pairs: list[set[int]]) -> dict[str, float]:
+    """Two-class scores (%) of uint8 two-item pictures ``(N, 1, 32, 32)`` whose prompted classes are ``pairs``.
+
+    ``both_in_top2`` / ``any_in_top2``: the judge's top-2 on the whole picture holds both / at least one
+    class. ``both_by_items`` / ``any_by_items``: the judge's top-1 on each side's item (:func:`item_crops`)
+    gives both classes / at least one. The whole-picture scores ask a judge trained on one centred item
+    to read two small ones; the item scores ask it one item at a time.
+    """
+    from .data import normalize_mini
+
+    device = next(judge.parameters()).device
+    judge = judge.eval()
+
+    def classify(batch: torch.Tensor) -> torch.Tensor:
+        return torch.cat([judge(normalize_mini(part).to(device)).cpu() for part in batch.split(250)])
+
+    top2 = classify(pictures).topk(2, dim=1).indices.tolist()
+    lefts, rights = (classify(crops).argmax(1).tolist() for crops in item_crops(pictures))
+    items = [{a, b} for a, b in zip(lefts, rights, strict=True)]
+    n = len(pairs)
+
+    def share(hits) -> float:
+        return round(100.0 * sum(hits) / n, 2)
+
+    return {"both_in_top2": share(pair <= set(row) for pair, row in zip(pairs, top2, strict=True)),
+            "any_in_top2": share(bool(pair & set(row)) for pair, row in zip(pairs, top2, strict=True)),
+            "both_by_items": share(pair == found for pair, found in zip(pairs, items, strict=True)),
+            "any_by_items": share(bool(pair & found) for pair, found in zip(pairs, items, strict=True))}
+
+
+def real_collages(n: int, seed: int) -> tuple[torch.Tensor, list[set[int]]]:
+    """``n`` collages of two real test items of different classes, made as training collages are."""
+    from .data import fashion_mnist_tensors
 
     images, labels = fashion_mnist_tensors("test")
     generator = torch.Generator().manual_seed(seed)
@@ -688,11 +746,12 @@ def _real_collage_scores(judge, n: int, seed: int) -> tuple[float, float]:
             b = int(torch.randint(0, len(images), (1,), generator=generator))
         pictures.append(collage(images[a], images[b], generator))
         pairs.append({int(labels[a]), int(labels[b])})
-    device = next(judge.parameters()).device
-    top2 = judge.eval()(normalize_mini(torch.stack(pictures)).to(device)).topk(2, dim=1).indices.tolist()
-    both = sum(pair <= set(row) for pair, row in zip(pairs, top2, strict=True))
-    some = sum(bool(pair & set(row)) for pair, row in zip(pairs, top2, strict=True))
-    return round(100.0 * both / n, 2), round(100.0 * some / n, 2)
+    return torch.stack(pictures), pairs
+
+
+def grey_pictures(images) -> torch.Tensor:
+    """PIL images as uint8 ``(N, 1, H, W)`` grey tensors."""
+    return torch.stack([torch.from_numpy(np.array(image.convert("L")))[None] for image in images])
 
 
 def gallery(pairs: list, columns: int, title_of=None):

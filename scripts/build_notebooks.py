@@ -176,8 +176,10 @@ The `mini` generator is a Stable Diffusion pipeline trained here (`mixq train-mi
 quality was measured by `benchmarks/generator_quality.py` with the shipped resnet18 as judge, and
 recorded in `assets/manifest.json` beside the training command: the shipped generator (trained with
 two-item collages for two-class captions) and its ablation trained on single-class captions only.
-`real collage` rows score real test items pasted the way training collages are made: what this judge
-gives a faithful two-item picture.
+`real collage` columns score real test items pasted the way training collages are made: what this judge
+gives a faithful two-item picture. *Item by item* columns judge each half of a picture on its own
+(the bright pixels' bounding box, rescaled and centred as a Fashion-MNIST item), instead of asking a
+judge trained on one centred item to read two small ones at once.
 '''),
     code('''
 from mixq_core.models import read_assets_manifest
@@ -190,6 +192,8 @@ pd.DataFrame([{"generator": label, "solver steps": run["steps"], "guidance": run
                "two-class: both in top-2 (%)": run["pair_both_in_top2"],
                "two-class: one in top-2 (%)": run["pair_any_in_top2"],
                "real collage: both in top-2 (%)": run.get("real_collage_both_in_top2"),
+               "two-class: both, judged item by item (%)": run.get("pair_both_by_items"),
+               "real collage: both, item by item (%)": run.get("real_collage_both_by_items"),
                "images/s (CPU)": run["images_per_second"]}
               for label, entry in quality.items() for run in entry["runs"]]).set_index(["generator", "solver steps"])
 '''),

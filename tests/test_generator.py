@@ -98,6 +98,34 @@ def test_unknown_world_and_missing_variant_say_what_is_accepted_and_how_to_build
             synthesis.load_pipeline("mini-gap")
 
 
+def test_pair_scores_judge_each_side_of_a_two_item_picture():
+    from mixq_core.data import normalize_mini
+
+    class BrightestPixelJudge(torch.nn.Module):
+        """Class 1 for a dim item (fill 100), 2 for a bright one (fill 200), 0 for an empty picture."""
+
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the judge a device
+            self.levels = normalize_mini(torch.tensor([50, 150], dtype=torch.uint8).reshape(2, 1, 1, 1))[:, 0, 0, 0]
+
+        def forward(self, x):
+            top = x[:, 0].amax((1, 2))
+            cls = (top > self.levels[0]).long() + (top > self.levels[1]).long()
+            ties = -1e-3 * torch.arange(10.0)  # among the other classes, the lowest index ranks first
+            return torch.nn.functional.one_hot(cls, 10).float() + ties + self.anchor
+
+    pictures = torch.zeros(2, 1, 32, 32, dtype=torch.uint8)
+    pictures[:, :, 8:20, 2:12] = 100  # a dim item on the left half
+    pictures[:, :, 10:26, 19:30] = 200  # a bright one on the right half
+    lefts, rights = gen.item_crops(pictures)
+    assert lefts.amax().item() == 100 and rights.amax().item() == 200
+    assert max(lefts[0, 0].nonzero().max(0).values - lefts[0, 0].nonzero().min(0).values) + 1 == gen.ITEM_SIZE
+    scores = gen.pair_scores(BrightestPixelJudge(), pictures, [{1, 2}, {1, 3}])
+    assert scores["both_by_items"] == 50.0 and scores["any_by_items"] == 100.0
+    assert scores["both_in_top2"] == 0.0  # the whole picture: only the brightest item's class is ranked first
+
+
 def test_short_training_lowers_the_loss_resumes_and_saves_a_loadable_pipeline(tmp_path, monkeypatch):
     torch.set_num_threads(2)
     out, work = tmp_path / "gen", tmp_path / "work"
