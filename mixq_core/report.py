@@ -15,11 +15,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .experiment import GRID_SECTIONS, ExperimentConfig, grid_configs, ptq_kind
+from .experiment import GRID_SECTIONS, SYNTHETIC_SOURCES, ExperimentConfig, grid_configs, ptq_kind
 from .profiles import load_profile
 from .results import RESULTS_DIR, load_record, load_records
 
 SOURCE_ORDER = ("real", "noise", "single", "genq", "mixup", "mixup-embed")
+MIXED_SOURCES = ("mixup", "mixup-embed")  # the sources whose prompts name k ≥ 2 classes
 SOURCE_LABELS = {"real": "real (upper bound)", "noise": "Gaussian noise (lower bound)", "single": "single-class",
                  "genq": "GenQ (single + energy filter)", "mixup": "mixup-class", "mixup-embed": "mixup (embedding)"}
 
@@ -52,8 +53,12 @@ def records_frame(records: list[dict]):
     for record in records:
         metrics = record["metrics"]
         config = metrics["config"]
-        rows.append({**{k: config[k] for k in ("model", "w_bits", "a_bits", "data", "k", "n_calib", "method",
-                                               "iters", "seed", "steps", "guidance", "partners")},
+        # k = classes per prompt: 1 for single-class sets (their config keeps the unused default), none for real/noise
+        data = config["data"]
+        classes_per_prompt = config["k"] if data in MIXED_SOURCES else 1 if data in SYNTHETIC_SOURCES else None
+        rows.append({**{key: config[key] for key in ("model", "w_bits", "a_bits", "data", "n_calib", "method",
+                                                     "iters", "seed", "steps", "guidance", "partners")},
+                     "k": classes_per_prompt,
                      "bits": f"W{config['w_bits']}A{config['a_bits']}", "top1": metrics["top1"],
                      "fp_top1": metrics["fp_top1"], "drop": metrics["drop"], "n_eval": metrics["n_eval"],
                      "quantize_seconds": metrics["seconds"]["quantize_seconds"], "record": record["config_hash"]})

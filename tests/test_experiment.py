@@ -67,6 +67,16 @@ def test_grid_records_read_the_main_tables_without_ablation_runs(tmp_path):
     assert len(report.existing_records([ablation_cell, grid_cell], tmp_path)) == 2
 
 
+def test_records_frame_counts_classes_per_prompt():
+    def record(data: str, k: int = 2) -> dict:
+        config = ExperimentConfig(profile="smoke", data=data, k=k).to_dict()
+        return {"config_hash": data, "metrics": {"config": config, "top1": 50.0, "fp_top1": 60.0, "drop": 10.0,
+                                                 "n_eval": 10, "seconds": {"quantize_seconds": 1.0}}}
+
+    frame = report.records_frame([record("real"), record("single"), record("genq"), record("mixup", k=3)])
+    assert frame["k"].tolist()[1:] == [1, 1, 3] and pd.isna(frame["k"].iloc[0])
+
+
 def test_run_writes_a_record_and_reuses_it(tmp_path, monkeypatch):
     torch.set_num_threads(2)
     config = ExperimentConfig(profile="smoke", data="noise", n_calib=16, iters=2)
