@@ -6,7 +6,9 @@
 For each number of solver steps it prints one JSON line: single-class agreement (100 images
 per class), Fréchet distance in the judge's penultimate features (1000 generated vs 1000
 real test images, and real train vs real test as the floor), two-class agreement (judge's
-top-2 holds both / at least one prompted class) and sampling throughput with guidance.
+top-2 holds both / at least one prompted class; also judged item by item) and sampling throughput
+with guidance. ``--polysemy`` adds, for each polysemous class name of the generator worlds, the
+share of its single-class images the judge puts in its own class and in the other concept.
 
 ``--record`` stores the figures in assets/manifest.json under ``generator_quality.<label>``,
 so the shipped generator and its ablation (trained without collages) sit side by side.
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from mixq_core.generator import gallery, generator_quality
+from mixq_core.generator import gallery, generator_quality, polysemy_split
 from mixq_core.models import load_mini_model, read_assets_manifest, record_manifest_section
 from mixq_core.prompts import FASHION_MNIST_PROMPT_NAMES
 from mixq_core.synthesis import load_pipeline
@@ -36,6 +38,8 @@ def main() -> None:
     parser.add_argument("--label", default=None, help="name of this generator in the manifest (with --record)")
     parser.add_argument("--record", action="store_true", help="store the figures in assets/manifest.json")
     parser.add_argument("--gallery", default=None, help="write a gallery PNG of the first --steps value here")
+    parser.add_argument("--polysemy", action="store_true",
+                        help="also: what prompts for the polysemous class names draw (own class vs the other concept)")
     args = parser.parse_args()
     if args.record and not args.label:
         parser.error("--record needs --label")
@@ -47,6 +51,9 @@ def main() -> None:
         report = generator_quality(pipe, judge, steps=steps, guidance=args.guidance, per_class=args.per_class,
                                    pair_prompts=args.pairs, batch_size=args.batch_size)
         images = report.pop("images")
+        if args.polysemy:
+            report["polysemy_split"] = polysemy_split(pipe, judge, steps=steps, guidance=args.guidance,
+                                                      per_word=args.per_class, batch_size=args.batch_size)
         print(json.dumps({"generator": args.generator, "label": args.label, **report}), flush=True)
         results.append(report)
         if args.gallery and steps == args.steps[0]:

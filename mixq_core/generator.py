@@ -702,6 +702,30 @@ def item_crops(pictures: torch.Tensor, width: int = 16) -> tuple[torch.Tensor, t
     return torch.stack(crops["left"]), torch.stack(crops["right"])
 
 
+def polysemy_split(pipe, judge, steps: int = 25, guidance: float = 3.0, per_word: int = 100, seed: int = 0,
+                   batch_size: int = 100) -> dict[str, dict]:
+    """What single-class prompts for the polysemous names (:data:`POLYSEMOUS_NAMES`) draw, by the judge.
+
+    For each such word, ``per_word`` images of ``"a photo of a {word}"`` (the practitioner's prompt) and the
+    % the judge's top-1 puts in the word's own class and in the other concept the word also names. On a
+    plain generator the other share is the judge's confusion between the two; in a polysemy world it is
+    how often the prompt yields the other concept.
+    """
+    from .prompts import PromptConfig, make_prompts
+
+    split = {}
+    for word_class, other_class in POLYSEMOUS_NAMES.items():
+        word = CLASS_SYNONYMS[word_class][0]
+        records = make_prompts(PromptConfig(strategy="single", n=per_word, vocabulary="fashion-mnist", seed=seed,
+                                            classes=(word,)))
+        images, _ = _generate(pipe, records, steps, guidance, batch_size)
+        top1 = _judge(judge, images)[0].argmax(1)
+        split[word] = {"own_class": CLASS_SYNONYMS[word_class][0], "other_class": CLASS_SYNONYMS[other_class][0],
+                       "own": round(100.0 * (top1 == word_class).double().mean().item(), 1),
+                       "other": round(100.0 * (top1 == other_class).double().mean().item(), 1), "images": per_word}
+    return split
+
+
 @torch.no_grad()
 def pair_scores(judge, pictures: torch.Tensor, pairs: list[set[int]]) -> dict[str, float]:
     """Two-class scores (%) of uint8 two-item pictures ``(N, 1, 32, 32)`` whose prompted classes are ``pairs``.

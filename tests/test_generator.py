@@ -10,7 +10,7 @@ from mixq_core import generator as gen
 from mixq_core import synthesis
 from mixq_core.errors import ChecksumError, ConfigError
 from mixq_core.generator import GeneratorRecipe, caption_bank, collage, train_generator
-from mixq_core.models import ASSETS_DIR, read_assets_manifest
+from mixq_core.models import ASSETS_DIR, load_mini_model, read_assets_manifest
 
 TINY = GeneratorRecipe(vae_steps=12, vae_batch_size=16, unet_steps=12, unet_batch_size=16, warmup_steps=2,
                        checkpoint_every=4)
@@ -189,6 +189,15 @@ def test_shipped_generator_loads_offline_and_draws_finite_images():
     assert images.shape == (2, 32, 32, 3)
     assert torch.isfinite(torch.from_numpy(images)).all() and images.min() >= 0 and images.max() <= 1
     assert images.std() > 0.05  # a picture, not a flat field
+
+
+@shipped
+def test_polysemy_split_judges_prompts_for_each_polysemous_name():
+    pipe = synthesis.load_pipeline("mini")
+    split = gen.polysemy_split(pipe, load_mini_model("resnet18"), steps=4, per_word=6, batch_size=6)
+    assert set(split) == {gen.CLASS_SYNONYMS[c][0] for c in gen.POLYSEMOUS_NAMES}
+    assert split["sandal"]["other_class"] == "bag" and split["sandal"]["images"] == 6
+    assert all(0 <= row["own"] + row["other"] <= 100 for row in split.values())
 
 
 @shipped
