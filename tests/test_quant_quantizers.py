@@ -10,6 +10,7 @@ from mixq_core.quant.quantizers import (
     alpha_grad,
     init_range,
     integer_range,
+    keep_mask,
     mse_range,
     rectified_sigmoid,
 )
@@ -90,6 +91,38 @@ def test_straight_through_gradient_and_learnable_step():
     quantizer(x).sum().backward()
     assert torch.allclose(x.grad, torch.ones_like(x))  # inside the range: identity
     assert quantizer.step.grad is not None and quantizer.step.grad.abs() > 0
+
+
+def test_compiled_activation_quantizer_matches_eager_values_and_gradients():
+    results = []
+    for compile_ in (False, True):
+        torch.manual_seed(1)
+        x = (torch.randn(4, 9, 16) * 2).requires_grad_(True)
+        quantizer = UniformQuantizer(3, learn_step=True)
+        quantizer.initialize(x.detach())
+        quantizer.step.requires_grad_(True)
+        quantizer.compile = compile_
+        out = quantizer(x)
+        (out * torch.linspace(-1, 1, 16)).sum().backward()
+        results.append((out.detach(), x.grad, quantizer.step.grad))
+    for eager, compiled in zip(*results, strict=True):
+        torch.testing.assert_close(compiled, eager)
+
+
+def test_keep_mask_keeps_the_asked_share_and_drop_mixes_float_and_quantized():
+    like = torch.empty(200, 500)
+    assert keep_mask(like, 0.5).shape == like.shape and keep_mask(like, 0.5).dtype == torch.bool
+    assert keep_mask(like, 0.5).float().mean().item() == pytest.approx(0.5, abs=0.01)
+    assert keep_mask(like, 0.25).float().mean().item() == pytest.approx(0.25, abs=0.01)
+    assert not keep_mask(like, 0.0).any()
+    x = torch.randn(64, 64)
+    quantizer = UniformQuantizer(2)
+    quantizer.initialize(x)
+    quantizer.drop_prob = 0.5
+    out, quantized = quantizer(x), fake_quantize(x, quantizer.step, quantizer.zero_point, 0, 3)
+    kept = out == x
+    assert torch.equal(out[~kept], quantized[~kept])  # every element is either float or quantized
+    assert 0.4 < kept.float().mean().item() < 0.6
 
 
 def test_mse_beats_minmax_on_heavy_tails():
