@@ -433,9 +433,10 @@ TABLE_COLUMNS = {"k": "k", "n_calib": ["n_calib", "data"], "guidance": "guidance
 def show_ablations(name, records):
     """Describe, plot and tabulate one profile's ablation records ({factor: records})."""
     spec = load_profile(name)["ablations"]
+    unique = {r["config_hash"]: r for rs in records.values() for r in rs}  # factors share their centre cell
     display(Markdown(f"Profile **{name}**: {spec['model']} at W{spec['bits'][0]}A{spec['bits'][1]}, "
                      f"{spec['iters']} iterations per block, seeds {spec['seeds']}. "
-                     f"{provenance_line([r for rs in records.values() for r in rs])}."))
+                     f"{provenance_line(list(unique.values()))}."))
     results = {factor: records_frame(rs) for factor, rs in records.items()}
     fig, axes = plt.subplots(1, 5, figsize=(18, 3.2))
     for ax, (factor, x, title) in zip(axes, [("k", "k", "classes per prompt (k=1: single)"),
