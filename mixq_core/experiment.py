@@ -396,7 +396,12 @@ def run_grid(configs: list[ExperimentConfig], force: bool = False, results_dir: 
 def pending_configs(configs: list[ExperimentConfig], results_dir: str | os.PathLike = RESULTS_DIR,
                     ) -> list[ExperimentConfig]:
     """The configs whose record does not exist yet."""
-    return [c for c in configs if load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) is None]
+    return [c for c in configs if stored_record(c, results_dir) is None]
+
+
+def stored_record(config: ExperimentConfig, results_dir: str | os.PathLike = RESULTS_DIR) -> dict | None:
+    """The record of ``config`` under ``results_dir``, or None; nothing is run."""
+    return load_record(ptq_kind(config.profile), config.resolved().identity(), results_dir)
 
 
 def grid_pipeline(configs: list[ExperimentConfig], device: str | torch.device | None = None):

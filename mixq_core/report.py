@@ -15,9 +15,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .experiment import GRID_SECTIONS, SYNTHETIC_SOURCES, ExperimentConfig, grid_configs, ptq_kind
+from .experiment import GRID_SECTIONS, SYNTHETIC_SOURCES, ExperimentConfig, grid_configs, ptq_kind, stored_record
 from .profiles import load_profile
-from .results import RESULTS_DIR, load_record, load_records
+from .results import RESULTS_DIR, load_records
 
 SOURCE_ORDER = ("real", "noise", "single", "genq", "mixup", "mixup-embed")
 MIXED_SOURCES = ("mixup", "mixup-embed")  # the sources whose prompts name k ≥ 2 classes
@@ -34,7 +34,7 @@ def ptq_records(profile: str, results_dir: str | os.PathLike | None = None) -> l
 def existing_records(configs: list[ExperimentConfig], results_dir: str | os.PathLike | None = None) -> list[dict]:
     """The records of ``configs`` found under ``results_dir``, in their order; nothing is run."""
     results_dir = RESULTS_DIR if results_dir is None else results_dir
-    found = (load_record(ptq_kind(c.profile), c.resolved().identity(), results_dir) for c in configs)
+    found = (stored_record(c, results_dir) for c in configs)
     return [record for record in found if record is not None]
 
 
