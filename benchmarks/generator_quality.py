@@ -12,11 +12,14 @@ share of its single-class images the judge puts in its own class and in the othe
 
 ``--record`` stores the figures in assets/manifest.json under ``generator_quality.<label>``,
 so the shipped generator and its ablation (trained without collages) sit side by side.
-Run it on an otherwise idle machine: the throughput is wall-clock.
+Run it on an otherwise idle machine: the throughput is wall-clock (each run records the 1-minute load
+average after sampling, so a busy machine shows).
 """
 
 import argparse
 import json
+import os
+import shlex
 from pathlib import Path
 
 import torch
@@ -51,6 +54,7 @@ def main() -> None:
         report = generator_quality(pipe, judge, steps=steps, guidance=args.guidance, per_class=args.per_class,
                                    pair_prompts=args.pairs, batch_size=args.batch_size)
         images = report.pop("images")
+        report["load_average"] = round(os.getloadavg()[0], 2)  # above the torch threads: the CPU was shared
         if args.polysemy:
             report["polysemy_split"] = polysemy_split(pipe, judge, steps=steps, guidance=args.guidance,
                                                       per_word=args.per_class, batch_size=args.batch_size)
@@ -60,7 +64,7 @@ def main() -> None:
             write_gallery(images, Path(args.gallery))
     if args.record:  # runs at other (steps, guidance) already recorded for this label are kept
         previous = read_assets_manifest().get("generator_quality", {}).get(args.label, {})
-        command = "python benchmarks/generator_quality.py " + " ".join(_argv())
+        command = "python benchmarks/generator_quality.py " + shlex.join(_argv())
         for run in results:
             run["command"] = command
         new = {(r["steps"], r["guidance"]) for r in results}

@@ -5,13 +5,15 @@
 Each run: 1024 Fashion-MNIST training images (seed 0), QDrop, ``--iters`` steps per block, evaluated on
 the 10 000 test images. Prints one table of results (with the issue's targets) and one of
 reconstruction speed (iterations per second) per block type. Not a test: run it on an idle
-machine, since the times are the point. ``--json`` saves the rows.
+machine, since the times are the point (each row records the load average, so a shared CPU shows).
+``--json`` saves the rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from collections import defaultdict
@@ -51,7 +53,9 @@ def run(model_name: str, bits: str, args, test_loader, calib_loader) -> dict:
         speeds[unit.kind].append(unit.iters_per_second)
     return {"model": model_name, "bits": bits, "fp_top1": fp_top1, "top1": top1, "drop": fp_top1 - top1,
             "seconds": seconds, "calibration_seconds": trace.calibration_seconds,
-            "target": TARGETS.get((model_name, bits)),
+            "target": TARGETS.get((model_name, bits)), "threads": torch.get_num_threads(),
+            # 1-minute load average at the end: above `threads` means other work shared the CPU during the run
+            "load_average": round(os.getloadavg()[0], 2),
             "iters_per_second": {kind: sum(v) / len(v) for kind, v in speeds.items()}}
 
 
@@ -60,12 +64,12 @@ def print_tables(rows: list[dict], args) -> None:
           f"device {args.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
           f"compile={'off' if args.no_compile else 'on'}")
     print(f"{'model':<16} {'bits':<5} {'FP top-1':>8} {'top-1':>7} {'drop':>6} {'target':>7} {'seconds':>8} "
-          f"{'(calib)':>8}")
+          f"{'(calib)':>8} {'load':>5}")
     for row in rows:
         target = "" if row["target"] is None else f"≤{row['target']:.1f}" + (" ✓" if row["drop"] <= row["target"]
                                                                             else " ✗")
         print(f"{row['model']:<16} {row['bits']:<5} {row['fp_top1']:>8.2f} {row['top1']:>7.2f} {row['drop']:>6.2f} "
-              f"{target:>7} {row['seconds']:>8.1f} {row['calibration_seconds']:>8.1f}")
+              f"{target:>7} {row['seconds']:>8.1f} {row['calibration_seconds']:>8.1f} {row['load_average']:>5.2f}")
     print("\nreconstruction iterations per second, per block type (mean over the model's blocks of that type)")
     print(f"{'model':<16} {'bits':<5} {'block type':<24} {'it/s':>8}")
     for row in rows:

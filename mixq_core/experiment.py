@@ -426,7 +426,7 @@ def grid_configs(profile_name: str, section: str = "grid_cnn") -> list[Experimen
     for some models only (e.g. W2A2 for resnet18, where mobilenetv2_100 already collapses at W2A4).
     """
     profile = load_profile(profile_name)
-    if section not in profile:
+    if not profile.get(section):  # absent, or set to null by a profile that extends another
         raise ConfigError(f"profile {profile_name!r} has no {section!r} section")
     base = {k: v for k, v in profile[section].items() if k != "extra"}
     configs = []
@@ -446,7 +446,7 @@ def ablation_configs(profile_name: str) -> dict[str, list[ExperimentConfig]]:
     near and far partners) and ``mixing`` (prompt-level ``mixup`` vs embedding-level ``mixup-embed``).
     """
     profile = load_profile(profile_name)
-    if "ablations" not in profile:
+    if not profile.get("ablations"):
         raise ConfigError(f"profile {profile_name!r} has no 'ablations' section")
     spec = profile["ablations"]
     w_bits, a_bits = spec["bits"]

@@ -15,7 +15,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .experiment import GRID_SECTIONS, SYNTHETIC_SOURCES, ExperimentConfig, grid_configs, ptq_kind, stored_record
+from .errors import ConfigError
+from .experiment import (
+    GRID_SECTIONS,
+    REAL_SOURCES,
+    SYNTHETIC_SOURCES,
+    ExperimentConfig,
+    grid_configs,
+    ptq_kind,
+    stored_record,
+)
 from .profiles import load_profile
 from .results import RESULTS_DIR, load_records
 
@@ -43,6 +52,77 @@ def grid_records(profile: str, sections: Sequence[str] = GRID_SECTIONS,
     """The records of a profile's grid sections found on disk: the main tables, without its ablation runs."""
     sections = [s for s in sections if load_profile(profile).get(s)]
     return existing_records([c for s in sections for c in grid_configs(profile, s)], results_dir)
+
+
+def world_profiles(profile: str) -> dict[str, str]:
+    """The profile's ``worlds.profiles``: ``{world: profile holding that world's grid}`` (plain first)."""
+    spec = load_profile(profile).get("worlds")
+    if not spec:
+        raise ConfigError(f"profile {profile!r} has no 'worlds' section")
+    return dict(spec["profiles"])
+
+
+def world_records(worlds: dict[str, str], results_dir: str | os.PathLike | None = None) -> dict[str, list[dict]]:
+    """The grid records of each generator world (``{world: profile}``, the plain world first), found on disk.
+
+    Real and noise calibration never touch the generator, so every world shows the plain world's
+    records for them: only the generated sources are run per world. A world gets them only for the
+    (model, bits) cells it has generated records for, so a partly run world is compared cell by cell.
+    """
+    plain, *generated = worlds
+    found = {plain: grid_records(worlds[plain], results_dir=results_dir)}
+    shared = [r for r in found[plain] if r["metrics"]["config"]["data"] in REAL_SOURCES]
+    for world in generated:
+        own = [r for r in grid_records(worlds[world], results_dir=results_dir)
+               if r["metrics"]["config"]["data"] in SYNTHETIC_SOURCES]
+        cells = {_cell(r) for r in own}
+        found[world] = [r for r in shared if _cell(r) in cells] + own
+    return found
+
+
+def _cell(record: dict) -> tuple:
+    config = record["metrics"]["config"]
+    return config["model"], config["w_bits"], config["a_bits"]
+
+
+# assets/manifest.json labels of each world's generator_quality figures (benchmarks/generator_quality.py --label)
+WORLD_QUALITY_LABELS = {"plain": "world plain", "gap": "world gap", "polysemy": "world polysemy",
+                        "gap+polysemy": "world gap+polysemy"}
+
+
+def world_generator_quality(worlds: Sequence[str], steps: int, guidance: float):
+    """One row per world: its generator's recorded quality at ``steps`` and ``guidance`` (judge agreement on
+    single-class prompts, Fréchet distance to real test images, and what prompts for the polysemous names
+    draw). Worlds without a recorded run at that setting are left out."""
+    import pandas as pd
+
+    from .models import read_assets_manifest
+
+    quality = read_assets_manifest().get("generator_quality", {})
+    rows = []
+    for world in worlds:
+        runs = quality.get(WORLD_QUALITY_LABELS.get(world, world), {}).get("runs", [])
+        run = next((r for r in runs if r["steps"] == steps and r["guidance"] == guidance), None)
+        if run is None:
+            continue
+        row = {"world": world, "single-class: judge agrees (%)": run["single_top1"],
+               "Fréchet distance to real test": run["fd_generated"], "floor (real train vs test)": run["fd_real_floor"]}
+        for word, split in (run.get("polysemy_split") or {}).items():
+            row[f"'{word}': drawn as {split['other_class']} (%)"] = split["other"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def worlds_frame(records_by_world: dict[str, list[dict]]):
+    """:func:`records_frame` of every world's records, with a ``world`` column (worlds in their given order)."""
+    import pandas as pd
+
+    frames = [records_frame(records).assign(world=world) for world, records in records_by_world.items() if records]
+    if not frames:
+        return records_frame([]).assign(world=[])
+    frame = pd.concat(frames, ignore_index=True)
+    frame["world"] = pd.Categorical(frame["world"], categories=list(records_by_world), ordered=True)
+    return frame
 
 
 def records_frame(records: list[dict]):
@@ -157,6 +237,28 @@ def unit_summary(records: list[dict]):
                          "grad_norm_mean": sum(grad) / len(grad) if grad else float("nan"),
                          "top1": metrics["top1"]})
     return pd.DataFrame(rows)
+
+
+def run_probes(records: list[dict]):
+    """One row per record: its top-1 and its probes averaged over blocks (mean gradient norm of the
+    reconstruction loss w.r.t. the rounding parameters; final generalization error)."""
+    summary = unit_summary(records)
+    if summary.empty:
+        return summary
+    return summary.groupby(["model", "bits", "data", "seed"], as_index=False, sort=False).agg(
+        grad_norm=("grad_norm_mean", "mean"), generalization_error=("generalization_error", "mean"),
+        top1=("top1", "first"))
+
+
+def verdict_counts(comparison, column: str, by: str = "world"):
+    """Per ``by`` group of a :func:`compare_sources` table: how many cells have ``column`` beyond the seed
+    spread in favour (> 0), against (< 0), or within it."""
+    import pandas as pd
+
+    beyond = comparison["verdict"] == "beyond seed spread"
+    counts = pd.DataFrame({by: comparison[by], "better": beyond & (comparison[column] > 0),
+                           "worse": beyond & (comparison[column] < 0), "within seed spread": ~beyond})
+    return counts.groupby(by, observed=True, sort=False).sum()
 
 
 def provenance_line(records: list[dict]) -> str:

@@ -66,8 +66,21 @@ STABLE_DIFFUSION_1_5 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 MINI_GENERATOR_COMMAND = "mixq train-mini-generator"
 # The mini generators by name: the plain one and the variants of the generator worlds (mini-gap, ...).
 GENERATORS = {generator_name(world): generator_dir(world) for world in WORLDS}
-BUILD_COMMANDS = {generator_name(world): MINI_GENERATOR_COMMAND + ("" if world == "plain" else f" --world {world}")
-                  for world in WORLDS}
+# A polysemy world draws the same pictures as its world without polysemy, so it reuses that world's VAE:
+# the two generators then differ in their captions (and UNet) only.
+VAE_SHARED_WITH = {"polysemy": "plain", "gap+polysemy": "gap"}
+
+
+def _build_command(world: str) -> str:
+    if world == "plain":
+        return MINI_GENERATOR_COMMAND
+    command = f"{MINI_GENERATOR_COMMAND} --world {world}"
+    if world in VAE_SHARED_WITH:
+        command += f" --vae-from assets/{generator_dir(VAE_SHARED_WITH[world]).name}"
+    return command
+
+
+BUILD_COMMANDS = {generator_name(world): _build_command(world) for world in WORLDS}
 # Weight files of the mini generators, as keyed in assets/manifest.json (hash-checked on loading).
 SHIPPED_GENERATORS = {name: [f"{folder.name}/{part}/diffusion_pytorch_model.safetensors" for part in ("unet", "vae")]
                       for name, folder in GENERATORS.items()}

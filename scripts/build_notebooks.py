@@ -521,6 +521,182 @@ pd.concat([reference[columns], mini[columns]], ignore_index=True)
 ]
 
 
+NOTEBOOKS["10_worlds"] = opening("10_worlds", "When does mixing classes help?", """
+The paper credits mixup-class prompts with two things single-class prompts lack. **Polysemy:** a class
+name can mean two things ("kite": a bird or a toy; "crane": a bird or a machine), so a single-class prompt
+may draw the wrong concept, while a second name in the prompt gives context. **The generalization gap:**
+generated images are not drawn from the data the model was trained on, and mixing classes makes the
+calibration set more varied, so block reconstruction fits it less tightly and generalises better to
+real images.
+
+In the plain miniature neither cause exists: the generator learned the classifiers' own training images
+under the classifiers' own class names. So we built worlds where the causes exist by construction, each
+with a generator trained by the same command (`mixq train-mini-generator --world ...`):
+
+| world | generator | what differs from plain |
+|---|---|---|
+| plain | `mini` | nothing |
+| gap | `mini-gap` | trained on restyled items (rescaled, shifted, gamma and contrast changed, grey \
+backgrounds, stripes, a quarter inverted): recognisable, but not Fashion-MNIST's images |
+| polysemy | `mini-polysemy` | the names *sandal*, *coat* and *trouser* also caption bags, sneakers and \
+ankle boots (35 % of those items' captions); the prompts use the class names as usual |
+| gap+polysemy | `mini-gap-polysemy` | both |
+
+The polysemy worlds reuse the VAE of the world with the same pictures, so their generators differ only in
+the captions the UNet learned. Each world runs the published grid's generated sources (single-class, GenQ,
+mixup) with the same models, bits, set size, iterations and seeds; real and noise calibration never touch
+the generator, so every world shows the plain world's records for them.
+""", '''
+profile = "mini"   # papermill parameter: its `worlds` section names the profile of each world
+''') + [
+    code('''
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+
+from mixq_core.experiment import GRID_SECTIONS, grid_configs, run_grid
+from mixq_core.profiles import load_profile
+from mixq_core.report import (
+    SOURCE_LABELS,
+    compare_sources,
+    pivot_sources,
+    provenance_line,
+    run_probes,
+    summary_table,
+    verdict_counts,
+    world_generator_quality,
+    world_profiles,
+    world_records,
+    worlds_frame,
+)
+
+worlds = world_profiles(profile)
+if load_profile(profile)["worlds"]["run"]:  # the smoke profile runs its tiny world grids; mini shows the published ones
+    for world_profile in worlds.values():
+        sections = [s for s in GRID_SECTIONS if load_profile(world_profile).get(s)]
+        run_grid([c for s in sections for c in grid_configs(world_profile, s)])
+records = world_records(worlds)
+for world, found in records.items():
+    display(Markdown(f"**{world}** ({worlds[world]}): {provenance_line(found)}."))
+frame = worlds_frame(records)
+frame["setting"] = frame["model"] + " " + frame["bits"]
+# The cells some generated world has run: the plots compare worlds there (the plain world has every cell).
+compared = list(dict.fromkeys(frame.loc[frame["world"] != "plain", "setting"]))
+'''),
+    md("""
+## What each world's generator draws
+
+One row per world, the same prompts and starting noise in every row. The judge below is the shipped
+full-precision resnet18: how often it agrees with the prompted class on 100 single-class images per class,
+the Fréchet distance of those images to real test images in its penultimate features, and how often a
+prompt for a polysemous name is drawn as the other concept (recorded in `assets/manifest.json` by
+`benchmarks/generator_quality.py --polysemy`, at the grid's solver steps and guidance).
+"""),
+    code('''
+from mixq_core.generator import gallery
+from mixq_core.prompts import FASHION_MNIST_PROMPT_NAMES, PromptConfig, make_prompts
+from mixq_core.synthesis import generate_images, load_pipeline
+
+shown = {"single": ["sandal", "coat", "trouser", "bag", "sneaker", "ankle boot"],
+         "mixup": [("sandal", "bag"), ("coat", "dress")]}
+prompts = [r for name in shown["single"] for r in make_prompts(
+    PromptConfig(strategy="single", n=1, vocabulary="fashion-mnist", classes=(name,)))]
+prompts += [make_prompts(PromptConfig(strategy="mixup", n=1, k=2, vocabulary="fashion-mnist", classes=pair))[0]
+            for pair in shown["mixup"]]
+cells = []
+for world, world_profile in worlds.items():
+    settings = load_profile(world_profile)
+    pipe = load_pipeline(settings["generator"])
+    images = generate_images(pipe, prompts, settings["steps"], settings["guidance"], settings["resolution"],
+                             pad_to=len(prompts))
+    cells += [((world, record), image) for record, image in zip(prompts, images, strict=True)]
+figure = gallery(cells, columns=len(prompts), title_of=lambda key: f"{key[0]}: " + " + ".join(
+    FASHION_MNIST_PROMPT_NAMES[c] for c in key[1].classes))
+''', hide=True),
+    code('''
+plain_settings = load_profile(worlds["plain"])
+world_generator_quality(list(worlds), plain_settings["steps"], plain_settings["guidance"]).set_index("world")
+'''),
+    md("## Top-1 (%) per world and data source, mean ± std over seeds"),
+    code('''
+table = summary_table(frame, by=("world", "model", "bits", "data"))
+pivot_sources(table, index=("world", "model", "bits"))
+'''),
+    md("""
+## Drop from real-data calibration
+
+How far each generated source falls below calibration on as many real training images, world by world.
+Error bars: the standard error of the difference over seeds.
+"""),
+    code('''
+drops = pd.concat([compare_sources(table, "real", source, by=("world", "model", "bits"))
+                   .rename(columns={f"real − {source}": "drop from real"}).assign(data=source)
+                   for source in ("single", "genq", "mixup")], ignore_index=True)
+drops["source"] = drops["data"].map(SOURCE_LABELS)
+drops["setting"] = drops["model"] + " " + drops["bits"]
+fig, axes = plt.subplots(1, len(compared), figsize=(4.2 * len(compared), 3.4), squeeze=False)
+position = {world: i for i, world in enumerate(worlds)}
+for ax, setting in zip(axes[0], compared, strict=True):
+    part = drops[drops["setting"] == setting]
+    for offset, (source, rows) in zip((-0.2, 0.0, 0.2), part.groupby("source", sort=False), strict=False):
+        x = rows["world"].map(position) + offset  # the sources side by side at each world
+        ax.errorbar(x, rows["drop from real"], yerr=rows["standard error"], fmt="o", capsize=3, label=source)
+    ax.set_xticks(range(len(worlds)), list(worlds), rotation=20)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_title(setting)
+    ax.set_ylabel("real top-1 − source top-1 (pt)")
+axes[0][-1].legend(fontsize=8)
+fig.tight_layout()
+''', hide=True),
+    md("""
+## Mixup-class against single-class prompts, world by world
+
+The paper's claim, cell by cell: mixup minus single-class and mixup minus GenQ, with the standard error
+over seeds and whether the difference exceeds twice that (the screening rule of every table here).
+"""),
+    code('''
+versus_single = compare_sources(table, "mixup", "single", by=("world", "model", "bits"))
+versus_genq = compare_sources(table, "mixup", "genq", by=("world", "model", "bits"))
+pd.concat([versus_single.set_index(["world", "model", "bits"]),
+           versus_genq.set_index(["world", "model", "bits"])], axis=1)
+'''),
+    md("## Gradient norm and generalization error per world"),
+    code('''
+probes = pd.concat([run_probes(found).assign(world=world) for world, found in records.items() if found],
+                   ignore_index=True)
+probes["world"] = pd.Categorical(probes["world"], categories=list(worlds), ordered=True)
+probes["source"] = probes["data"].map(SOURCE_LABELS)
+probes["setting"] = probes["model"] + " " + probes["bits"]
+shown = probes[probes["setting"].isin(compared)]
+grid = sns.catplot(data=shown.melt(id_vars=["world", "source", "setting", "seed"],
+                                   value_vars=["grad_norm", "generalization_error"], var_name="probe"),
+                   x="world", y="value", hue="source", row="probe", col="setting", kind="point", errorbar="sd",
+                   dodge=0.4, height=2.8, aspect=1.5, sharey=False, linestyle="none")
+grid.set_titles("{row_name} · {col_name}");
+''', hide=True),
+    code('''
+probes.groupby(["world", "model", "bits", "data"], observed=True)[["grad_norm", "generalization_error", "top1"]
+                                                                 ].agg(["mean", "std"]).round(4)
+'''),
+    md("## What the worlds say"),
+    code('''
+counts = verdict_counts(versus_single, "mixup − single")
+display(Markdown("Cells (model × bits) where mixup-class calibration beats single-class calibration by more "
+                 "than the seed spread, loses by more, or neither:"))
+counts
+'''),
+    code('''
+lines = []
+for world, row in counts.iterrows():
+    cells = int(row.sum())
+    mean = versus_single.loc[versus_single["world"] == world, "mixup − single"].mean()
+    lines.append(f"- **{world}**: mixup − single averages {mean:+.2f} pt over {cells} cells; it is better "
+                 f"beyond the seed spread in {int(row['better'])}, worse in {int(row['worse'])}.")
+display(Markdown("\\n".join(lines)))
+'''),
+]
+
 NOTEBOOKS["08_imagenet_colab"] = opening("08_imagenet_colab", "The ImageNet track on a GPU", """
 The paper's own setting: **Stable Diffusion v1.5** draws the calibration images from ImageNet class
 names, a **timm pretrained** model is quantized with QDrop (1024 images, 20 000 iterations per block,

@@ -67,6 +67,36 @@ def test_grid_records_read_the_main_tables_without_ablation_runs(tmp_path):
     assert len(report.existing_records([ablation_cell, grid_cell], tmp_path)) == 2
 
 
+def test_world_records_share_the_plain_worlds_real_and_noise_runs_cell_by_cell(tmp_path):
+    from mixq_core.results import save_record
+
+    def save(profile: str, data: str, model: str = "resnet18", top1: float = 50.0) -> None:
+        config = ExperimentConfig(profile=profile, model=model, data=data, n_calib=20, iters=4)
+        save_record(experiment.ptq_kind(profile), config.resolved().identity(),
+                    {"config": config.resolved().to_dict(), "top1": top1}, tmp_path)
+
+    for data in ("real", "noise", "single", "mixup"):
+        save("smoke", data)
+    save("smoke", "real", model="deit_mini")
+    save("smoke-gap", "mixup", top1=60.0)
+    worlds = {"plain": "smoke", "gap": "smoke-gap", "polysemy": "smoke-polysemy"}
+    found = report.world_records(worlds, tmp_path)
+    assert [len(found[w]) for w in worlds] == [5, 3, 0]  # gap: resnet18's real and noise, its own mixup
+    assert {r["metrics"]["config"]["data"] for r in found["gap"]} == {"real", "noise", "mixup"}
+    assert {r["metrics"]["config"]["model"] for r in found["gap"]} == {"resnet18"}
+    assert [r["metrics"]["top1"] for r in found["gap"] if r["metrics"]["config"]["data"] == "mixup"] == [60.0]
+    with pytest.raises(ConfigError, match="no 'worlds' section"):
+        report.world_profiles("imagenet")
+
+
+def test_verdict_counts_split_cells_by_direction_beyond_the_spread():
+    comparison = pd.DataFrame({"world": ["plain", "plain", "gap", "gap"], "mixup − single": [-3.0, 0.5, 2.0, -0.1],
+                               "verdict": ["beyond seed spread", "within seed spread", "beyond seed spread",
+                                           "within seed spread"]})
+    counts = report.verdict_counts(comparison, "mixup − single")
+    assert counts.loc["plain"].tolist() == [0, 1, 1] and counts.loc["gap"].tolist() == [1, 0, 1]
+
+
 def test_records_frame_counts_classes_per_prompt():
     def record(data: str, k: int = 2) -> dict:
         config = ExperimentConfig(profile="smoke", data=data, k=k).to_dict()

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,16 +87,17 @@ def test_gap_world_restyles_items_away_from_fashion_mnist_statistics():
         abs(restyled.float().std() - originals.float().std()) > 10
 
 
-def test_unknown_world_and_missing_variant_say_what_is_accepted_and_how_to_build():
+def test_unknown_world_and_missing_variant_say_what_is_accepted_and_how_to_build(tmp_path, monkeypatch):
     from mixq_core.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="gap\\+polysemy"):
         GeneratorRecipe(world="moon")
     assert gen.generator_name("gap+polysemy") == "mini-gap-polysemy"
     assert gen.generator_dir("gap").name == "mini-generator-gap"
-    if not (synthesis.GENERATORS["mini-gap"] / "model_index.json").exists():
-        with pytest.raises(synthesis.GeneratorNotFoundError, match="--world gap"):
-            synthesis.load_pipeline("mini-gap")
+    monkeypatch.setitem(synthesis.GENERATORS, "mini-gap-polysemy", tmp_path / "mini-generator-gap-polysemy")
+    with pytest.raises(synthesis.GeneratorNotFoundError,
+                       match="--world gap\\+polysemy --vae-from assets/mini-generator-gap"):
+        synthesis.load_pipeline("mini-gap-polysemy")
 
 
 def test_pair_scores_judge_each_side_of_a_two_item_picture():
@@ -210,3 +212,54 @@ def test_corrupted_shipped_generator_names_the_file_and_the_rebuild_command(tmp_
     monkeypatch.setitem(synthesis.GENERATORS, "mini", assets / "mini-generator")
     with pytest.raises(ChecksumError, match=r"unet/diffusion_pytorch_model.safetensors.*mixq train-mini-generator"):
         synthesis.load_pipeline("mini")
+
+
+WORLD_GENERATORS = [gen.generator_name(world) for world in gen.WORLDS if world != "plain"]
+# The shipped mini-polysemy draws a prompt for a polysemous name as the other concept 44-60 % of the time
+# (100 images per name, 15 steps; assets/manifest.json, generator_quality "world polysemy"), the plain
+# generator 0 %. The test asks for a clear split on fewer images and steps.
+POLYSEMY_IMAGES, POLYSEMY_MIN_OWN, POLYSEMY_MIN_OTHER = 30, 10.0, 20.0
+
+
+@pytest.mark.parametrize("name", WORLD_GENERATORS)
+def test_world_generators_are_shipped_with_their_hashes_and_build_commands(name):
+    from mixq_core.models import sha256_of
+
+    manifest = read_assets_manifest()["files"]
+    for file in synthesis.SHIPPED_GENERATORS[name]:
+        assert sha256_of(ASSETS_DIR / file) == manifest[file]["sha256"]
+        assert manifest[file]["command"] == synthesis.BUILD_COMMANDS[name]
+    images = synthesis.load_pipeline(name)(["a photo of a sandal"], num_inference_steps=4, guidance_scale=3.0,
+                                           height=32, width=32, output_type="np",
+                                           generator=torch.Generator().manual_seed(0)).images
+    assert images.shape == (1, 32, 32, 3) and torch.isfinite(torch.from_numpy(images)).all()
+    assert images.min() >= 0 and images.max() <= 1 and images.std() > 0.05
+
+
+def test_polysemy_world_draws_the_other_concept_for_a_polysemous_name():
+    judge = load_mini_model("resnet18")
+    plain = gen.polysemy_split(synthesis.load_pipeline("mini"), judge, steps=10, per_word=POLYSEMY_IMAGES,
+                               batch_size=POLYSEMY_IMAGES)
+    polysemous = gen.polysemy_split(synthesis.load_pipeline("mini-polysemy"), judge, steps=10,
+                                    per_word=POLYSEMY_IMAGES, batch_size=POLYSEMY_IMAGES)
+    for word, split in polysemous.items():
+        # The prompt's images split between the two concepts; the plain generator rarely draws the other one.
+        assert split["own"] >= POLYSEMY_MIN_OWN and split["other"] >= POLYSEMY_MIN_OTHER, (word, split)
+        assert split["other"] >= plain[word]["other"] + POLYSEMY_MIN_OTHER / 2, (word, split, plain[word])
+
+
+def test_gap_world_images_leave_fashion_mnist_statistics():
+    from mixq_core.data import fashion_mnist_tensors
+    from mixq_core.prompts import PromptConfig, make_prompts
+
+    records = make_prompts(PromptConfig(strategy="single", n=40, vocabulary="fashion-mnist", seed=0))
+
+    def corners(name: str) -> torch.Tensor:
+        images = synthesis.generate_images(synthesis.load_pipeline(name), records, 10, 3.0, 32, pad_to=len(records))
+        grey = torch.stack([torch.from_numpy(np.asarray(image.convert("L"))) for image in images])
+        return grey[:, :3, :3].float().mean((1, 2))
+
+    real = fashion_mnist_tensors("test")[0][:500, 0, :3, :3].float().mean((1, 2))
+    assert (real < 20).float().mean() > 0.95  # Fashion-MNIST items lie on black
+    assert (corners("mini") < 20).float().mean() > 0.9  # so do the plain generator's
+    assert (corners("mini-gap") > 20).float().mean() > GAP_MIN_GREY_CORNERS  # the gap world's often do not

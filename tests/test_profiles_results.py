@@ -27,8 +27,30 @@ def test_profiles_parse_and_name_existing_models(name):
     assert set(tags) <= set(profile["models"])
     assert all(f"{model}.{tag}" in timm.list_pretrained(f"{model}.{tag}") for model, tag in tags.items())
     for section in ("grid_cnn", "grid_vit"):
-        for config in (experiment.grid_configs(name, section) if section in profile else []):
+        for config in (experiment.grid_configs(name, section) if profile.get(section) else []):
             assert config.resolved().method in METHODS and config.model in profile["models"]
+
+
+@pytest.mark.parametrize("name", ["mini", "smoke"])
+def test_world_profiles_change_only_the_generator_and_run_only_generated_sources(name):
+    from mixq_core.generator import WORLDS, generator_name
+    from mixq_core.report import world_profiles
+
+    worlds = world_profiles(name)
+    assert list(worlds) == list(WORLDS)
+    plain = load_profile(worlds["plain"])
+    for world, profile_name in list(worlds.items())[1:]:
+        profile = load_profile(profile_name)
+        assert profile["generator"] == generator_name(world)
+        assert {k: profile[k] for k in ("steps", "guidance", "n_calib", "iters", "dataset", "weights")} == {
+            k: plain[k] for k in ("steps", "guidance", "n_calib", "iters", "dataset", "weights")}
+        configs = [c for s in experiment.GRID_SECTIONS if profile.get(s)
+                   for c in experiment.grid_configs(profile_name, s)]
+        assert configs and {c.data for c in configs} <= set(experiment.SYNTHETIC_SOURCES)
+        plain_cells = {(c.model, c.w_bits, c.a_bits, c.n_calib, c.iters) for s in experiment.GRID_SECTIONS
+                       if plain.get(s) for c in experiment.grid_configs(worlds["plain"], s)}
+        assert {(c.model, c.w_bits, c.a_bits, c.n_calib, c.iters) for c in configs} <= plain_cells
+        assert not profile.get("ablations")
 
 
 def test_imagenet_profile_pins_every_models_pretrained_tag():
