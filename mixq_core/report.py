@@ -90,10 +90,10 @@ WORLD_QUALITY_LABELS = {"plain": "world plain", "gap": "world gap", "polysemy": 
                         "gap+polysemy": "world gap+polysemy"}
 
 
-def world_generator_quality(worlds: Sequence[str], steps: int, guidance: float):
-    """One row per world: its generator's recorded quality at ``steps`` and ``guidance`` (judge agreement on
-    single-class prompts, Fréchet distance to real test images, and what prompts for the polysemous names
-    draw). Worlds without a recorded run at that setting are left out."""
+def world_generator_quality(worlds: Sequence[str]):
+    """One row per world and recorded benchmark run (solver steps, guidance): its generator's judge agreement
+    on single-class prompts, Fréchet distance to real test images, and how often a prompt for a polysemous
+    name is drawn as the other concept, from ``assets/manifest.json`` (see :data:`WORLD_QUALITY_LABELS`)."""
     import pandas as pd
 
     from .models import read_assets_manifest
@@ -101,16 +101,15 @@ def world_generator_quality(worlds: Sequence[str], steps: int, guidance: float):
     quality = read_assets_manifest().get("generator_quality", {})
     rows = []
     for world in worlds:
-        runs = quality.get(WORLD_QUALITY_LABELS.get(world, world), {}).get("runs", [])
-        run = next((r for r in runs if r["steps"] == steps and r["guidance"] == guidance), None)
-        if run is None:
-            continue
-        row = {"world": world, "single-class: judge agrees (%)": run["single_top1"],
-               "Fréchet distance to real test": run["fd_generated"], "floor (real train vs test)": run["fd_real_floor"]}
-        for word, split in (run.get("polysemy_split") or {}).items():
-            row[f"'{word}': drawn as {split['other_class']} (%)"] = split["other"]
-        rows.append(row)
-    return pd.DataFrame(rows)
+        for run in quality.get(WORLD_QUALITY_LABELS.get(world, world), {}).get("runs", []):
+            row = {"world": world, "solver steps": run["steps"], "guidance": run["guidance"],
+                   "single-class: judge agrees (%)": run["single_top1"],
+                   "Fréchet distance to real test": run["fd_generated"],
+                   "floor (real train vs test)": run["fd_real_floor"]}
+            for word, split in (run.get("polysemy_split") or {}).items():
+                row[f"'{word}' drawn as {split['other_class']} (%)"] = split["other"]
+            rows.append(row)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["world", "solver steps", "guidance"])
 
 
 def worlds_frame(records_by_world: dict[str, list[dict]]):
@@ -252,12 +251,15 @@ def run_probes(records: list[dict]):
 
 def verdict_counts(comparison, column: str, by: str = "world"):
     """Per ``by`` group of a :func:`compare_sources` table: how many cells have ``column`` beyond the seed
-    spread in favour (> 0), against (< 0), or within it."""
+    spread in favour (> 0), against (< 0), within it, or only one seed to compare."""
     import pandas as pd
 
-    beyond = comparison["verdict"] == "beyond seed spread"
+    verdict = comparison["verdict"]
+    beyond = verdict == "beyond seed spread"
     counts = pd.DataFrame({by: comparison[by], "better": beyond & (comparison[column] > 0),
-                           "worse": beyond & (comparison[column] < 0), "within seed spread": ~beyond})
+                           "worse": beyond & (comparison[column] < 0),
+                           "within seed spread": verdict == "within seed spread",
+                           "one seed": verdict.str.startswith("one seed")})
     return counts.groupby(by, observed=True, sort=False).sum()
 
 

@@ -591,7 +591,7 @@ One row per world, the same prompts and starting noise in every row. The judge b
 full-precision resnet18: how often it agrees with the prompted class on 100 single-class images per class,
 the Fréchet distance of those images to real test images in its penultimate features, and how often a
 prompt for a polysemous name is drawn as the other concept (recorded in `assets/manifest.json` by
-`benchmarks/generator_quality.py --polysemy`, at the grid's solver steps and guidance).
+`benchmarks/generator_quality.py --polysemy`; the mini grids sample with 15 solver steps at guidance 3).
 """),
     code('''
 from mixq_core.generator import gallery
@@ -602,8 +602,8 @@ shown = {"single": ["sandal", "coat", "trouser", "bag", "sneaker", "ankle boot"]
          "mixup": [("sandal", "bag"), ("coat", "dress")]}
 prompts = [r for name in shown["single"] for r in make_prompts(
     PromptConfig(strategy="single", n=1, vocabulary="fashion-mnist", classes=(name,)))]
-prompts += [make_prompts(PromptConfig(strategy="mixup", n=1, k=2, vocabulary="fashion-mnist", classes=pair))[0]
-            for pair in shown["mixup"]]
+prompts += [make_prompts(PromptConfig(strategy="mixup", n=1, k=2, vocabulary="fashion-mnist", classes=pair,
+                                      allow_unbalanced=True))[0] for pair in shown["mixup"]]
 cells = []
 for world, world_profile in worlds.items():
     settings = load_profile(world_profile)
@@ -615,8 +615,7 @@ figure = gallery(cells, columns=len(prompts), title_of=lambda key: f"{key[0]}: "
     FASHION_MNIST_PROMPT_NAMES[c] for c in key[1].classes))
 ''', hide=True),
     code('''
-plain_settings = load_profile(worlds["plain"])
-world_generator_quality(list(worlds), plain_settings["steps"], plain_settings["guidance"]).set_index("world")
+world_generator_quality(list(worlds)).set_index(["world", "solver steps", "guidance"]).T
 '''),
     md("## Top-1 (%) per world and data source, mean ± std over seeds"),
     code('''
@@ -669,11 +668,15 @@ probes["world"] = pd.Categorical(probes["world"], categories=list(worlds), order
 probes["source"] = probes["data"].map(SOURCE_LABELS)
 probes["setting"] = probes["model"] + " " + probes["bits"]
 shown = probes[probes["setting"].isin(compared)]
-grid = sns.catplot(data=shown.melt(id_vars=["world", "source", "setting", "seed"],
-                                   value_vars=["grad_norm", "generalization_error"], var_name="probe"),
+probe_names = {"grad_norm": "‖∇α rec. loss‖", "generalization_error": "generalization error"}
+grid = sns.catplot(data=shown.rename(columns=probe_names).melt(
+                       id_vars=["world", "source", "setting", "seed"], value_vars=list(probe_names.values()),
+                       var_name="probe"),
                    x="world", y="value", hue="source", row="probe", col="setting", kind="point", errorbar="sd",
                    dodge=0.4, height=2.8, aspect=1.5, sharey=False, linestyle="none")
-grid.set_titles("{row_name} · {col_name}");
+grid.set_titles("{col_name}")
+for (probe, _), ax in grid.axes_dict.items():
+    ax.set_ylabel(f"{probe} (mean over blocks)")
 ''', hide=True),
     code('''
 probes.groupby(["world", "model", "bits", "data"], observed=True)[["grad_norm", "generalization_error", "top1"]
@@ -691,9 +694,15 @@ lines = []
 for world, row in counts.iterrows():
     cells = int(row.sum())
     mean = versus_single.loc[versus_single["world"] == world, "mixup − single"].mean()
-    lines.append(f"- **{world}**: mixup − single averages {mean:+.2f} pt over {cells} cells; it is better "
-                 f"beyond the seed spread in {int(row['better'])}, worse in {int(row['worse'])}.")
+    lines.append(f"- **{world}**: mixup − single averages {mean:+.2f} pt over {cells} cell{'s' * (cells != 1)}; "
+                 f"it is better beyond the seed spread in {int(row['better'])}, worse in {int(row['worse'])}.")
 display(Markdown("\\n".join(lines)))
+'''),
+    code('''
+display(Markdown("Mean drop from real-data calibration (pt) over the cells every world has run:"))
+common = [s for s in compared if drops.loc[drops["setting"] == s, "world"].nunique() == len(worlds)]
+drops[drops["setting"].isin(common)].pivot_table(index="world", columns="data", values="drop from real",
+                                                  aggfunc="mean", observed=True).reindex(list(worlds)).round(2)
 '''),
 ]
 

@@ -94,7 +94,7 @@ def test_verdict_counts_split_cells_by_direction_beyond_the_spread():
                                "verdict": ["beyond seed spread", "within seed spread", "beyond seed spread",
                                            "within seed spread"]})
     counts = report.verdict_counts(comparison, "mixup − single")
-    assert counts.loc["plain"].tolist() == [0, 1, 1] and counts.loc["gap"].tolist() == [1, 0, 1]
+    assert counts.loc["plain"].tolist() == [0, 1, 1, 0] and counts.loc["gap"].tolist() == [1, 0, 1, 0]
 
 
 def test_records_frame_counts_classes_per_prompt():

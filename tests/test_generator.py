@@ -256,10 +256,11 @@ def test_gap_world_images_leave_fashion_mnist_statistics():
 
     def corners(name: str) -> torch.Tensor:
         images = synthesis.generate_images(synthesis.load_pipeline(name), records, 10, 3.0, 32, pad_to=len(records))
-        grey = torch.stack([torch.from_numpy(np.asarray(image.convert("L"))) for image in images])
+        grey = torch.stack([torch.from_numpy(np.array(image.convert("L"))) for image in images])
         return grey[:, :3, :3].float().mean((1, 2))
 
     real = fashion_mnist_tensors("test")[0][:500, 0, :3, :3].float().mean((1, 2))
     assert (real < 20).float().mean() > 0.95  # Fashion-MNIST items lie on black
     assert (corners("mini") < 20).float().mean() > 0.9  # so do the plain generator's
-    assert (corners("mini-gap") > 20).float().mean() > GAP_MIN_GREY_CORNERS  # the gap world's often do not
+    # The gap world's mostly do not (95 % of 40 images at 10 steps when this test was written)
+    assert (corners("mini-gap") > 20).float().mean() > 0.5
