@@ -629,18 +629,19 @@ How far each generated source falls below calibration on as many real training i
 Error bars: the standard error of the difference over seeds.
 """),
     code('''
+GENERATED = {"single": -0.2, "genq": 0.0, "mixup": 0.2}  # generated sources and their offsets in the plot
 drops = pd.concat([compare_sources(table, "real", source, by=("world", "model", "bits"))
                    .rename(columns={f"real − {source}": "drop from real"}).assign(data=source)
-                   for source in ("single", "genq", "mixup")], ignore_index=True)
-drops["source"] = drops["data"].map(SOURCE_LABELS)
+                   for source in GENERATED], ignore_index=True)
 drops["setting"] = drops["model"] + " " + drops["bits"]
 fig, axes = plt.subplots(1, len(compared), figsize=(4.2 * len(compared), 3.4), squeeze=False)
 position = {world: i for i, world in enumerate(worlds)}
 for ax, setting in zip(axes[0], compared, strict=True):
     part = drops[drops["setting"] == setting]
-    for offset, (source, rows) in zip((-0.2, 0.0, 0.2), part.groupby("source", sort=False), strict=False):
-        x = rows["world"].map(position) + offset  # the sources side by side at each world
-        ax.errorbar(x, rows["drop from real"], yerr=rows["standard error"], fmt="o", capsize=3, label=source)
+    for (data, offset), colour in zip(GENERATED.items(), sns.color_palette(n_colors=len(GENERATED)), strict=True):
+        rows = part[part["data"] == data]  # each source at its own offset and colour, in every panel
+        ax.errorbar(rows["world"].map(position) + offset, rows["drop from real"], yerr=rows["standard error"],
+                    fmt="o", capsize=3, color=colour, label=SOURCE_LABELS[data])
     ax.set_xticks(range(len(worlds)), list(worlds), rotation=20)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_title(setting)
@@ -676,31 +677,37 @@ grid = sns.catplot(data=shown.rename(columns=probe_names).melt(
                    dodge=0.4, height=2.8, aspect=1.5, sharey=False, linestyle="none")
 grid.set_titles("{col_name}")
 for (probe, _), ax in grid.axes_dict.items():
-    ax.set_ylabel(f"{probe} (mean over blocks)")
+    ax.set_ylabel(f"{probe} (block mean)")
 ''', hide=True),
     code('''
 probes.groupby(["world", "model", "bits", "data"], observed=True)[["grad_norm", "generalization_error", "top1"]
                                                                  ].agg(["mean", "std"]).round(4)
 '''),
-    md("## What the worlds say"),
+    md("""
+## What the worlds say
+
+Only the cells (model × bits) that every world has run are compared here, so each world is judged on
+the same cells.
+"""),
     code('''
-counts = verdict_counts(versus_single, "mixup − single")
-display(Markdown("Cells (model × bits) where mixup-class calibration beats single-class calibration by more "
-                 "than the seed spread, loses by more, or neither:"))
+versus_single["setting"] = versus_single["model"] + " " + versus_single["bits"]
+common = [s for s in compared if versus_single.loc[versus_single["setting"] == s, "world"].nunique() == len(worlds)]
+on_common = versus_single[versus_single["setting"].isin(common)]
+counts = verdict_counts(on_common, "mixup − single")
+display(Markdown(f"Cells compared: {', '.join(common) or 'none yet'}. Per world, the cells where mixup-class "
+                 "calibration beats single-class calibration by more than the seed spread, loses by more, "
+                 "or neither:"))
 counts
 '''),
     code('''
 lines = []
 for world, row in counts.iterrows():
     cells = int(row.sum())
-    mean = versus_single.loc[versus_single["world"] == world, "mixup − single"].mean()
+    mean = on_common.loc[on_common["world"] == world, "mixup − single"].mean()
     lines.append(f"- **{world}**: mixup − single averages {mean:+.2f} pt over {cells} cell{'s' * (cells != 1)}; "
                  f"it is better beyond the seed spread in {int(row['better'])}, worse in {int(row['worse'])}.")
 display(Markdown("\\n".join(lines)))
-'''),
-    code('''
-display(Markdown("Mean drop from real-data calibration (pt) over the cells every world has run:"))
-common = [s for s in compared if drops.loc[drops["setting"] == s, "world"].nunique() == len(worlds)]
+display(Markdown("Mean drop from real-data calibration (pt) over the same cells:"))
 drops[drops["setting"].isin(common)].pivot_table(index="world", columns="data", values="drop from real",
                                                   aggfunc="mean", observed=True).reindex(list(worlds)).round(2)
 '''),
