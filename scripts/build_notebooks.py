@@ -592,6 +592,9 @@ full-precision resnet18: how often it agrees with the prompted class on 100 sing
 the Fréchet distance of those images to real test images in its penultimate features, and how often a
 prompt for a polysemous name is drawn as the other concept (recorded in `assets/manifest.json` by
 `benchmarks/generator_quality.py --polysemy`; the mini grids sample with 15 solver steps at guidance 3).
+The judge was trained on plain Fashion-MNIST, so in the gap worlds it misreads many restyled items (often
+as bags): there its agreement and its "drawn as" shares measure the gap itself, and only the polysemy
+world's shares isolate polysemy.
 """),
     code('''
 from mixq_core.generator import gallery
