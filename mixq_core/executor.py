@@ -33,11 +33,10 @@ from pathlib import Path
 
 from .errors import ConfigError, MixQError, unknown_name
 from .experiment import (
-    GRID_SECTIONS,
     SYNTHETIC_SOURCES,
     ExperimentConfig,
     ablation_configs,
-    grid_configs,
+    grid_section_configs,
     pending_configs,
     synthetic_set_folder,
 )
@@ -51,7 +50,7 @@ STAGES = ("synthesis", "experiments", "notebooks")
 def profile_plan(profile_name: str) -> list[ExperimentConfig]:
     """Every experiment of the profile's grid sections and ablations, each once, in a fixed order."""
     profile = load_profile(profile_name)
-    configs = [c for section in GRID_SECTIONS if profile.get(section) for c in grid_configs(profile_name, section)]
+    configs = grid_section_configs(profile_name)
     if profile.get("ablations"):
         configs += [c for group in ablation_configs(profile_name).values() for c in group]
     return list(dict.fromkeys(c.resolved() for c in configs))  # resolved: guidance=None is the profile's 3.0

@@ -438,6 +438,12 @@ def grid_configs(profile_name: str, section: str = "grid_cnn") -> list[Experimen
     return list(dict.fromkeys(configs))
 
 
+def grid_section_configs(profile_name: str, sections: tuple[str, ...] = GRID_SECTIONS) -> list[ExperimentConfig]:
+    """The configs of every grid section in ``sections`` that the profile has (its main tables), in order."""
+    profile = load_profile(profile_name)
+    return [c for section in sections if profile.get(section) for c in grid_configs(profile_name, section)]
+
+
 def ablation_configs(profile_name: str) -> dict[str, list[ExperimentConfig]]:
     """The profile's ``ablations``: one factor varied at a time around one cell.
 

@@ -21,7 +21,7 @@ from .experiment import (
     REAL_SOURCES,
     SYNTHETIC_SOURCES,
     ExperimentConfig,
-    grid_configs,
+    grid_section_configs,
     ptq_kind,
     stored_record,
 )
@@ -50,8 +50,7 @@ def existing_records(configs: list[ExperimentConfig], results_dir: str | os.Path
 def grid_records(profile: str, sections: Sequence[str] = GRID_SECTIONS,
                  results_dir: str | os.PathLike | None = None) -> list[dict]:
     """The records of a profile's grid sections found on disk: the main tables, without its ablation runs."""
-    sections = [s for s in sections if load_profile(profile).get(s)]
-    return existing_records([c for s in sections for c in grid_configs(profile, s)], results_dir)
+    return existing_records(grid_section_configs(profile, tuple(sections)), results_dir)
 
 
 def world_profiles(profile: str) -> dict[str, str]:

@@ -555,7 +555,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from mixq_core.experiment import GRID_SECTIONS, grid_configs, run_grid
+from mixq_core.experiment import grid_section_configs, run_grid
 from mixq_core.profiles import load_profile
 from mixq_core.report import (
     SOURCE_LABELS,
@@ -574,8 +574,7 @@ from mixq_core.report import (
 worlds = world_profiles(profile)
 if load_profile(profile)["worlds"]["run"]:  # the smoke profile runs its tiny world grids; mini shows the published ones
     for world_profile in worlds.values():
-        sections = [s for s in GRID_SECTIONS if load_profile(world_profile).get(s)]
-        run_grid([c for s in sections for c in grid_configs(world_profile, s)])
+        run_grid(grid_section_configs(world_profile))
 records = world_records(worlds)
 for world, found in records.items():
     display(Markdown(f"**{world}** ({worlds[world]}): {provenance_line(found)}."))
