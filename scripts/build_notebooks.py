@@ -397,8 +397,10 @@ grid = sns.catplot(data=summary, x="unit_index", y="generalization_error", hue="
 grid.set_axis_labels("block (forward order)", "held-out real loss − calibration loss");
 ''', hide=True),
     code('''
-per_run = summary.groupby(["bits", "source", "seed"], as_index=False).agg(
-    generalization_error=("generalization_error", "mean"), top1=("top1", "first"))
+from mixq_core.report import run_probes
+
+per_run = run_probes(records)
+per_run["source"] = per_run["data"].map(SOURCE_LABELS)
 grid = sns.relplot(data=per_run, x="generalization_error", y="top1", hue="source", col="bits", height=3.2,
                    aspect=1.3, facet_kws={"sharex": False, "sharey": False}, s=60)
 grid.set_axis_labels("mean generalization error over blocks", "quantized top-1 (%)");
