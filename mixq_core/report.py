@@ -262,6 +262,50 @@ def verdict_counts(comparison, column: str, by: str = "world"):
     return counts.groupby(by, observed=True, sort=False).sum()
 
 
+def world_summary(versus_single, drops):
+    """One row per world over the cells given: how many cells, the mean of mixup − single-class top-1, the
+    :func:`verdict_counts` of that difference, and the mean drop from real-data calibration per generated
+    source (``drops``: rows of world, data and ``drop from real``). Worlds keep their order."""
+    counts = verdict_counts(versus_single, "mixup − single")
+    mean_difference = versus_single.groupby("world", sort=False, observed=True)["mixup − single"].mean()
+    summary = counts.assign(cells=counts.sum(axis=1), **{"mixup − single": mean_difference})
+    drop_means = drops.pivot_table(index="world", columns="data", values="drop from real", aggfunc="mean",
+                                   observed=True)
+    drop_means.columns = [f"drop {source}" for source in drop_means.columns]
+    return summary.join(drop_means)[["cells", "mixup − single", *counts.columns, *drop_means.columns]]
+
+
+def world_conclusion(summary) -> str:
+    """The plain conclusion of a :func:`world_summary` table, in sentences computed from it: per world whether
+    mixup-class prompts beat single-class ones beyond the seed spread, and how each world's gain and drop
+    from real data compare with the first (plain) world's."""
+    if summary.empty or summary["cells"].sum() == 0:
+        return "No cell has been run in every world yet, so there is nothing to conclude."
+    lines = []
+    for world, row in summary.iterrows():
+        cells, better, worse = int(row["cells"]), int(row["better"]), int(row["worse"])
+        if better and not worse:
+            verdict = f"mixup-class prompts beat single-class prompts beyond the seed spread in {better} of {cells}"
+        elif worse and not better:
+            verdict = (f"mixup-class prompts fall behind single-class prompts beyond the seed spread in {worse} "
+                       f"of {cells}")
+        elif better and worse:
+            verdict = f"mixup-class prompts win beyond the seed spread in {better} and lose in {worse} of {cells}"
+        else:
+            verdict = f"no difference exceeds the seed spread in any of {cells}"
+        lines.append(f"- **{world}**: {verdict} cell{'s' * (cells != 1)} "
+                     f"(mean mixup − single {row['mixup − single']:+.2f} pt).")
+    plain, *others = summary.index
+    drop_columns = [c for c in summary.columns if c.startswith("drop ")]
+    mean_drop = summary[drop_columns].mean(axis=1)
+    for world in others:
+        gain = summary.loc[world, "mixup − single"] - summary.loc[plain, "mixup − single"]
+        lines.append(f"- **{world} against {plain}**: mixup's margin over single-class prompts changes by "
+                     f"{gain:+.2f} pt, and the generated sources fall {mean_drop[world] - mean_drop[plain]:+.2f} pt "
+                     f"further below real-data calibration on average.")
+    return "\n".join(lines)
+
+
 def provenance_line(records: list[dict]) -> str:
     """Where a table's numbers come from: profile, record count, commits and package versions."""
     if not records:

@@ -566,10 +566,11 @@ from mixq_core.report import (
     provenance_line,
     run_probes,
     summary_table,
-    verdict_counts,
+    world_conclusion,
     world_generator_quality,
     world_profiles,
     world_records,
+    world_summary,
     worlds_frame,
 )
 
@@ -696,24 +697,15 @@ the same cells.
     code('''
 versus_single["setting"] = versus_single["model"] + " " + versus_single["bits"]
 common = [s for s in compared if versus_single.loc[versus_single["setting"] == s, "world"].nunique() == len(worlds)]
-on_common = versus_single[versus_single["setting"].isin(common)]
-counts = verdict_counts(on_common, "mixup − single")
-display(Markdown(f"Cells compared: {', '.join(common) or 'none yet'}. Per world, the cells where mixup-class "
-                 "calibration beats single-class calibration by more than the seed spread, loses by more, "
-                 "or neither:"))
-counts
+display(Markdown(f"Cells compared: {', '.join(common) or 'none yet'}. Per world: how many cells, the mean of "
+                 "mixup − single, the cells where mixup-class calibration beats single-class calibration by more "
+                 "than the seed spread, loses by more, or neither, and the mean drop of each generated source "
+                 "from real-data calibration (pt)."))
+summary = world_summary(versus_single[versus_single["setting"].isin(common)], drops[drops["setting"].isin(common)])
+summary.round(2)
 '''),
     code('''
-lines = []
-for world, row in counts.iterrows():
-    cells = int(row.sum())
-    mean = on_common.loc[on_common["world"] == world, "mixup − single"].mean()
-    lines.append(f"- **{world}**: mixup − single averages {mean:+.2f} pt over {cells} cell{'s' * (cells != 1)}; "
-                 f"it is better beyond the seed spread in {int(row['better'])}, worse in {int(row['worse'])}.")
-display(Markdown("\\n".join(lines)))
-display(Markdown("Mean drop from real-data calibration (pt) over the same cells:"))
-drops[drops["setting"].isin(common)].pivot_table(index="world", columns="data", values="drop from real",
-                                                  aggfunc="mean", observed=True).reindex(list(worlds)).round(2)
+display(Markdown(world_conclusion(summary)))
 '''),
 ]
 

@@ -97,6 +97,28 @@ def test_verdict_counts_split_cells_by_direction_beyond_the_spread():
     assert counts.loc["plain"].tolist() == [0, 1, 1, 0] and counts.loc["gap"].tolist() == [1, 0, 1, 0]
 
 
+def test_world_conclusion_states_each_worlds_verdict_and_its_shift_from_plain():
+    versus_single = pd.DataFrame({"world": ["plain", "plain", "gap", "gap", "polysemy", "polysemy"],
+                                  "mixup − single": [-0.4, -0.2, 0.6, 0.2, 0.1, -0.1],
+                                  "verdict": ["beyond seed spread", "within seed spread", "beyond seed spread",
+                                              "within seed spread", "within seed spread", "within seed spread"]})
+    drops = pd.DataFrame({"world": ["plain", "plain", "gap", "gap", "polysemy", "polysemy"],
+                          "data": ["single", "mixup"] * 3, "drop from real": [0.2, 0.4, 1.2, 1.0, 0.3, 0.3]})
+    summary = report.world_summary(versus_single, drops)
+    assert summary.index.tolist() == ["plain", "gap", "polysemy"]
+    assert summary.loc["gap", "cells"] == 2 and summary.loc["gap", "better"] == 1
+    assert summary.loc["gap", "mixup − single"] == pytest.approx(0.4)
+    assert summary.loc["plain", "drop mixup"] == pytest.approx(0.4)
+    text = report.world_conclusion(summary)
+    assert "**plain**: mixup-class prompts fall behind single-class prompts beyond the seed spread in 1 of 2" in text
+    assert "**gap**: mixup-class prompts beat single-class prompts beyond the seed spread in 1 of 2" in text
+    assert "**polysemy**: no difference exceeds the seed spread in any of 2" in text
+    # gap: margin 0.4 against plain's -0.3; generated sources 1.1 below real against plain's 0.3
+    assert "**gap against plain**: mixup's margin over single-class prompts changes by +0.70 pt" in text
+    assert "+0.80 pt further below real-data calibration" in text
+    assert "nothing to conclude" in report.world_conclusion(summary.iloc[0:0])
+
+
 def test_records_frame_counts_classes_per_prompt():
     def record(data: str, k: int = 2) -> dict:
         config = ExperimentConfig(profile="smoke", data=data, k=k).to_dict()
