@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -119,3 +120,25 @@ def test_unknown_notebook_names_the_available_ones(tmp_path, monkeypatch):
     assert [p.stem for p in list_notebooks(["00_a"])] == ["00_a"]
     with pytest.raises(UnknownNameError, match="accepted: 00_a"):
         list_notebooks(["99_b"])
+
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED_PROFILES = ("mini-full", "mini-gap", "mini-polysemy", "mini-gap-polysemy")  # committed under results/ptq
+
+
+@pytest.mark.parametrize("name", PUBLISHED_PROFILES)
+def test_committed_records_belong_to_their_profiles_experiments(name):
+    """Every committed record is one the book still finds: its file name is its config's hash, and that config
+    is the identity of one of the profile's grid or ablation experiments as the code defines them today."""
+    stored = sorted((REPO / "results" / experiment.ptq_kind(name)).glob("*.json"))
+    if not stored:
+        pytest.skip(f"no committed records for {name}")
+    ablations = experiment.ablation_configs(name) if load_profile(name).get("ablations") else {}
+    configs = experiment.grid_section_configs(name) + [c for group in ablations.values() for c in group]
+    expected = {results.config_hash(c.resolved().identity()) for c in configs}
+    for path in stored:
+        record = json.loads(path.read_text())
+        assert record["kind"] == experiment.ptq_kind(name)
+        assert path.stem == record["config_hash"] == results.config_hash(record["config"])
+        assert record["config_hash"] in expected, f"{path} is no experiment of profile {name}"
+        assert record["provenance"]["git_commit"] and record["metrics"]["config"]["profile"] == name
