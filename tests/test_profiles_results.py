@@ -7,6 +7,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from mixq_core import experiment, results
 from mixq_core.errors import UnknownNameError
+from mixq_core.executor import profile_plan
 from mixq_core.models import MINI_MODELS
 from mixq_core.profiles import PROFILE_NAMES, load_profile
 from mixq_core.quant import METHODS
@@ -133,9 +134,7 @@ def test_committed_records_belong_to_their_profiles_experiments(name):
     stored = sorted((REPO / "results" / experiment.ptq_kind(name)).glob("*.json"))
     if not stored:
         pytest.skip(f"no committed records for {name}")
-    ablations = experiment.ablation_configs(name) if load_profile(name).get("ablations") else {}
-    configs = experiment.grid_section_configs(name) + [c for group in ablations.values() for c in group]
-    expected = {results.config_hash(c.resolved().identity()) for c in configs}
+    expected = {results.config_hash(c.identity()) for c in profile_plan(name)}  # grid sections and ablations
     for path in stored:
         record = json.loads(path.read_text())
         assert record["kind"] == experiment.ptq_kind(name)
