@@ -262,6 +262,15 @@ def verdict_counts(comparison, column: str, by: str = "world"):
     return counts.groupby(by, observed=True, sort=False).sum()
 
 
+def collapsed_settings(table, keep_share: float = 0.5) -> list[str]:
+    """The settings ("model bits") of a :func:`summary_table` by model, bits and data where calibration on
+    real images keeps less than ``keep_share`` of the full-precision top-1 in some group: the method itself
+    fails there, so comparing data sources measures noise rather than calibration data."""
+    real = table[table["data"] == "real"]
+    failed = real[real["top1_mean"] < keep_share * real["fp_top1"]]
+    return list(dict.fromkeys(failed["model"] + " " + failed["bits"]))
+
+
 def world_summary(versus_single, drops):
     """One row per world over the cells given: how many cells, the mean of mixup − single-class top-1, the
     :func:`verdict_counts` of that difference, and the mean drop from real-data calibration per generated

@@ -119,6 +119,15 @@ def test_world_conclusion_states_each_worlds_verdict_and_its_shift_from_plain():
     assert "nothing to conclude" in report.world_conclusion(summary.iloc[0:0])
 
 
+def test_collapsed_settings_are_those_where_real_data_calibration_itself_fails():
+    table = pd.DataFrame({"model": ["cnn", "cnn", "cnn", "vit"], "bits": ["W2A4", "W2A4", "W4A4", "W2A4"],
+                          "data": ["real", "single", "real", "real"], "top1_mean": [18.0, 30.0, 89.0, 45.1],
+                          "fp_top1": [91.5, 91.5, 91.5, 90.0]})
+    # real 18.0 < 0.5 × 91.5 collapses; 45.1 is just above half of 90.0; a generated source never decides
+    assert report.collapsed_settings(table) == ["cnn W2A4"]
+    assert report.collapsed_settings(table, keep_share=0.6) == ["cnn W2A4", "vit W2A4"]
+
+
 def test_records_frame_counts_classes_per_prompt():
     def record(data: str, k: int = 2) -> dict:
         config = ExperimentConfig(profile="smoke", data=data, k=k).to_dict()
