@@ -8,7 +8,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from mixq_core import experiment, results
 from mixq_core.errors import UnknownNameError
 from mixq_core.executor import profile_plan
-from mixq_core.models import MINI_MODELS
+from mixq_core.models import MINI_MODELS, read_assets_manifest
 from mixq_core.profiles import PROFILE_NAMES, load_profile
 from mixq_core.quant import METHODS
 from mixq_core.reproduce import ReproduceError, list_notebooks, reproduce
@@ -135,9 +135,16 @@ def test_committed_records_belong_to_their_profiles_experiments(name):
     if not stored:
         pytest.skip(f"no committed records for {name}")
     expected = {results.config_hash(c.identity()) for c in profile_plan(name)}  # grid sections and ablations
+    # A record keeps the FP top-1 of the weights it quantized: a retrained classifier makes its records stale.
+    shipped_top1 = {entry["model"]: entry["test_top1"] for entry in read_assets_manifest()["files"].values()
+                    if "model" in entry}
     for path in stored:
         record = json.loads(path.read_text())
         assert record["kind"] == experiment.ptq_kind(name)
         assert path.stem == record["config_hash"] == results.config_hash(record["config"])
         assert record["config_hash"] in expected, f"{path} is no experiment of profile {name}"
         assert record["provenance"]["git_commit"] and record["metrics"]["config"]["profile"] == name
+        model = record["config"]["model"]
+        assert record["metrics"]["fp_top1"] == shipped_top1[model], (
+            f"{path} quantized a {model} of FP top-1 {record['metrics']['fp_top1']}, but the shipped one has "
+            f"{shipped_top1[model]}: rerun it")
