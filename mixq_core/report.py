@@ -312,6 +312,14 @@ def world_conclusion(summary) -> str:
         lines.append(f"- **{world} against {plain}**: mixup's margin over single-class prompts changes by "
                      f"{gain:+.2f} pt, and the generated sources fall {mean_drop[world] - mean_drop[plain]:+.2f} pt "
                      f"further below real-data calibration on average.")
+    ahead = [world for world in summary.index if summary.loc[world, "mixup − single"] > 0]
+    shifts = summary["mixup − single"] - summary.loc[plain, "mixup − single"]
+    best = shifts.drop(plain).idxmax() if others else plain
+    lines.append(f"- **In short**: mixup-class prompts lead single-class prompts on average in "
+                 f"{', '.join(ahead) if ahead else 'no world'}; they gain most against plain in {best} "
+                 f"({shifts[best]:+.2f} pt); over all worlds they win beyond the seed spread in "
+                 f"{int(summary['better'].sum())} and lose beyond it in {int(summary['worse'].sum())} of "
+                 f"{int(summary['cells'].sum())} cells.")
     return "\n".join(lines)
 
 
