@@ -37,7 +37,7 @@ import torch
 
 from .data import eval_dataset, make_loader, subset
 from .errors import ConfigError, check_fields, unknown_name
-from .models import evaluate, load_model
+from .models import evaluate, load_model, manifest_sha256, shipped_sha256
 from .profiles import load_profile
 from .results import RESULTS_DIR, config_hash, load_record, save_record
 
@@ -91,7 +91,8 @@ def run_fp_evaluation(profile_name: str, model_name: str, limit: int | None = No
                       force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
                       data_root: str | os.PathLike | None = None, device: str | torch.device | None = None) -> dict:
     """:func:`fp_top1` stored as a ``fp`` result record; an existing record is reused unless ``force``."""
-    config = {"profile": profile_name, "model": model_name, "limit": limit, "seed": seed}
+    config = {"profile": profile_name, "model": model_name, "limit": limit, "seed": seed,
+              "weights_sha256": shipped_sha256(load_profile(profile_name), model_name)}
     if not force and (record := load_record("fp", config, results_dir)) is not None:
         return record
     save_record("fp", config, fp_top1(profile_name, model_name, limit, seed, data_root, device), results_dir)
@@ -189,6 +190,12 @@ def synthetic_set_folder(config: ExperimentConfig, results_dir: str | os.PathLik
            "guidance": config.guidance, "strategy": config.data, "n": _set_size(config), "seed": config.seed,
            "k": config.k if config.data in ("mixup", "mixup-embed") else 1, "partners": config.partners,
            "filter_model": config.model if config.data == "genq" else None}
+    # The weights that make the set: a retrained generator or GenQ filter model gives a new folder, not the old set.
+    from .synthesis import SHIPPED_GENERATORS
+
+    key["weights_sha256"] = {
+        "generator": [manifest_sha256(file) for file in SHIPPED_GENERATORS.get(profile["generator"], [])],
+        "filter_model": shipped_sha256(profile, config.model) if config.data == "genq" else None}
     if profile.get("classes"):
         key["classes"] = list(profile["classes"])
     return Path(results_dir) / "sets" / f"{config.data}-{config_hash(key)}"

@@ -182,6 +182,18 @@ def load_mini_model(name: str, assets_dir: str | os.PathLike = ASSETS_DIR) -> nn
     return model.eval()
 
 
+def manifest_sha256(filename: str) -> str | None:
+    """The sha256 that ``assets/manifest.json`` records for a shipped file, or None when it lists no such file."""
+    entry = read_assets_manifest()["files"].get(filename)
+    return entry["sha256"] if entry else None
+
+
+def shipped_sha256(profile: dict, name: str) -> str | None:
+    """The manifest's sha256 of the shipped checkpoint of ``name`` when ``profile`` uses the shipped weights, else
+    None: cached results keyed by it go stale by themselves when the checkpoint is retrained."""
+    return manifest_sha256(f"{name}.safetensors") if profile["weights"] == "assets" else None
+
+
 def load_model(profile: dict, name: str) -> nn.Module:
     """The full-precision model ``name`` of ``profile`` in eval mode.
 

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mixq_core import experiment, results
+from mixq_core import experiment, models, results
 from mixq_core.errors import UnknownNameError
 from mixq_core.executor import profile_plan
 from mixq_core.models import MINI_MODELS, read_assets_manifest
@@ -94,6 +94,28 @@ def test_fp_evaluation_reuses_its_record_unless_forced(tmp_path, monkeypatch):
     assert len(calls) == 1 and again == first
     forced = experiment.run_fp_evaluation("smoke", "resnet18", force=True, results_dir=tmp_path)
     assert len(calls) == 2 and forced["metrics"]["top1"] == 52.0
+    # a retrained checkpoint (another sha256 in the manifest) is a new record, never the old one reused
+    monkeypatch.setattr(models, "read_assets_manifest",
+                        lambda: {"files": {"resnet18.safetensors": {"sha256": "retrained"}}})
+    retrained = experiment.run_fp_evaluation("smoke", "resnet18", results_dir=tmp_path)
+    assert len(calls) == 3 and retrained["config"]["weights_sha256"] == "retrained"
+    assert first["config"]["weights_sha256"] == read_assets_manifest()["files"]["resnet18.safetensors"]["sha256"]
+
+
+def test_synthetic_set_folder_changes_with_the_weights_that_make_the_set(monkeypatch):
+    single = experiment.ExperimentConfig(profile="smoke", data="single")
+    genq = experiment.ExperimentConfig(profile="smoke", data="genq")
+    before = {c.data: experiment.synthetic_set_folder(c) for c in (single, genq)}
+    files = dict(read_assets_manifest()["files"])
+    monkeypatch.setattr(models, "read_assets_manifest",
+                        lambda: {"files": {**files, "resnet18.safetensors": {"sha256": "retrained"}}})
+    # a retrained classifier changes the GenQ set it filters, not the plain single-class set
+    assert experiment.synthetic_set_folder(single) == before["single"]
+    assert experiment.synthetic_set_folder(genq) != before["genq"]
+    generator_file = "mini-generator/unet/diffusion_pytorch_model.safetensors"
+    monkeypatch.setattr(models, "read_assets_manifest",
+                        lambda: {"files": {**files, generator_file: {"sha256": "retrained"}}})
+    assert experiment.synthetic_set_folder(single) != before["single"]
 
 
 def _notebook(path, source):
