@@ -2,6 +2,7 @@
 
     python benchmarks/generator_quality.py [--generator mini] [--steps 25 15] [--guidance 3]
         [--label collages] [--record] [--gallery book/figures/mini_generator_gallery.png]
+    python benchmarks/generator_quality.py --ceiling [--record]
 
 For each number of solver steps it prints one JSON line: single-class agreement (100 images
 per class), Fréchet distance in the judge's penultimate features (1000 generated vs 1000
@@ -9,6 +10,10 @@ real test images, and real train vs real test as the floor), two-class agreement
 top-2 holds both / at least one prompted class; also judged item by item) and sampling throughput
 with guidance. ``--polysemy`` adds, for each polysemous class name of the generator worlds, the
 share of its single-class images the judge puts in its own class and in the other concept.
+
+``--ceiling`` measures the judge alone: its two-class scores on real test items put into one picture in
+several ways (side by side as the training collages, overlapping at full size, blended), 400 pictures
+per design. No drawing of two items can expect more from this judge than the best of these.
 
 ``--record`` stores the figures in assets/manifest.json under ``generator_quality.<label>``,
 so the shipped generator and its ablation (trained without collages) sit side by side.
@@ -24,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from mixq_core.generator import gallery, generator_quality, polysemy_split
+from mixq_core.generator import gallery, generator_quality, judge_pair_ceiling, polysemy_split
 from mixq_core.models import load_mini_model, read_assets_manifest, record_manifest_section
 from mixq_core.prompts import FASHION_MNIST_PROMPT_NAMES
 from mixq_core.synthesis import load_pipeline
@@ -43,7 +48,12 @@ def main() -> None:
     parser.add_argument("--gallery", default=None, help="write a gallery PNG of the first --steps value here")
     parser.add_argument("--polysemy", action="store_true",
                         help="also: what prompts for the polysemous class names draw (own class vs the other concept)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="only the judge's two-class scores on real two-item pictures (no generator)")
     args = parser.parse_args()
+    if args.ceiling:
+        ceiling(args.record)
+        return
     if args.record and not args.label:
         parser.error("--record needs --label")
     torch.manual_seed(0)
@@ -72,6 +82,16 @@ def main() -> None:
         runs = sorted(kept + results, key=lambda r: (r["guidance"], -r["steps"]))
         record_manifest_section("generator_quality", args.label, {
             "generator": str(args.generator), "judge": "resnet18 (shipped)", "runs": runs})
+
+
+def ceiling(record: bool, pictures: int = 400) -> None:
+    designs = judge_pair_ceiling(load_mini_model("resnet18"), n=pictures)
+    for design, scores in designs.items():
+        print(json.dumps({"design": design, **scores}), flush=True)
+    if record:
+        record_manifest_section("judge_pair_ceiling", "resnet18 (shipped)", {
+            "pictures_per_design": pictures, "seed": 0, "designs": designs,
+            "command": "python benchmarks/generator_quality.py " + shlex.join(_argv())})
 
 
 def _argv() -> list[str]:

@@ -15,7 +15,7 @@ def _cmd_train_mini(args) -> dict:
     from .models import ASSETS_DIR, record_asset, train_mini
 
     out = Path(args.out) if args.out else ASSETS_DIR / f"{args.model}.safetensors"
-    summary = train_mini(args.model, out, seed=args.seed, epochs=args.epochs, limit=args.limit)
+    summary = train_mini(args.model, out, seed=args.seed, epochs=args.epochs, limit=args.limit, compile=args.compile)
     if args.out is None:  # only the shipped location is recorded in the shipped manifest
         command = "mixq train-mini " + " ".join(shlex.quote(a) for a in args.argv)
         record_asset(out, {"command": command, **summary})
@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     train.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
     train.add_argument("--out", default=None, help="write here instead of assets/ (the manifest is then untouched)")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the training steps (faster, not bit-identical to the eager recipe)")
     train.set_defaults(run=_cmd_train_mini)
 
     gen = commands.add_parser("train-mini-generator",

@@ -648,7 +648,7 @@ def generator_quality(pipe, judge, steps: int = 25, guidance: float = 3.0, per_c
     prompted = torch.tensor([record.classes[0] for record in single])
     hits = logits.argmax(1) == prompted
     generated_pairs = pair_scores(judge, grey_pictures(pair_images), [set(record.classes) for record in pairs])
-    real_pairs = pair_scores(judge, *real_collages(pair_prompts, seed))
+    real_collage_scores = pair_scores(judge, *real_pairs(pair_prompts, seed))
 
     def real_features(split: str) -> torch.Tensor:
         from .analysis import logits_and_features
@@ -666,7 +666,7 @@ def generator_quality(pipe, judge, steps: int = 25, guidance: float = 3.0, per_c
         "fd_generated": round(frechet_distance(features, test_features), 3),
         "fd_real_floor": round(frechet_distance(real_features("train"), test_features), 3),
         "pair_images": len(pairs), **{f"pair_{key}": value for key, value in generated_pairs.items()},
-        **{f"real_collage_{key}": value for key, value in real_pairs.items()},
+        **{f"real_collage_{key}": value for key, value in real_collage_scores.items()},
         "images_per_second": round(rate, 2), "batch_size": batch_size,
         "images": {"single": list(zip(single, single_images, strict=True)),
                    "pairs": list(zip(pairs, pair_images, strict=True))},
@@ -757,10 +757,14 @@ def pair_scores(judge, pictures: torch.Tensor, pairs: list[set[int]]) -> dict[st
             "any_by_items": share(bool(pair & found) for pair, found in zip(pairs, items, strict=True))}
 
 
-def real_collages(n: int, seed: int) -> tuple[torch.Tensor, list[set[int]]]:
-    """``n`` collages of two real test items of different classes, made as training collages are."""
+def real_pairs(n: int, seed: int, compose=None) -> tuple[torch.Tensor, list[set[int]]]:
+    """``n`` pictures of two real test items of different classes, ``compose(first, second, generator)`` of them.
+
+    The default composition is :func:`collage`, exactly as the training collages are made.
+    """
     from .data import fashion_mnist_tensors
 
+    compose = compose or collage
     images, labels = fashion_mnist_tensors("test")
     generator = torch.Generator().manual_seed(seed)
     pictures, pairs = [], []
@@ -768,9 +772,53 @@ def real_collages(n: int, seed: int) -> tuple[torch.Tensor, list[set[int]]]:
         a, b = torch.randint(0, len(images), (2,), generator=generator).tolist()
         while labels[b] == labels[a]:
             b = int(torch.randint(0, len(images), (1,), generator=generator))
-        pictures.append(collage(images[a], images[b], generator))
+        pictures.append(compose(images[a], images[b], generator))
         pairs.append({int(labels[a]), int(labels[b])})
     return torch.stack(pictures), pairs
+
+
+def overlay(first: torch.Tensor, second: torch.Tensor, generator: torch.Generator,
+            offsets: tuple[int, int] = (4, 8)) -> torch.Tensor:
+    """Two full-size uint8 items ``(1, 32, 32)`` pasted over each other, ``second`` shifted right of ``first``.
+
+    The horizontal distance between them is drawn from ``offsets`` (px, inclusive); ``second``
+    occludes ``first`` where its own pixels are (pasted, never blended).
+    """
+    offset = int(torch.randint(offsets[0], offsets[1] + 1, (1,), generator=generator))
+    canvas = torch.zeros(1, RESOLUTION, RESOLUTION, dtype=torch.uint8)
+    for item, shift in ((first, -(offset // 2)), (second, offset - offset // 2)):
+        moved = torch.zeros_like(canvas)
+        if shift >= 0:
+            moved[:, :, shift:] = item[:, :, :RESOLUTION - shift]
+        else:
+            moved[:, :, :shift] = item[:, :, -shift:]
+        mask = moved > 10
+        canvas[mask] = moved[mask]
+    return canvas
+
+
+# Ways to put two real items in one picture, from the training collage to a pixel-wise blend: whatever a
+# generator draws for a two-class prompt, its judge scores are bounded by what the judge makes of these.
+PAIR_DESIGNS = {
+    "collage (training design)": None,
+    "full-size overlay, 4-8 px apart": lambda a, b, g: overlay(a, b, g, (4, 8)),
+    "full-size overlay, 8-12 px apart": lambda a, b, g: overlay(a, b, g, (8, 12)),
+    "pixel-wise maximum (a blend)": lambda a, b, g: torch.maximum(a, b),
+}
+
+
+def judge_pair_ceiling(judge, n: int = 400, seed: int = 0) -> dict[str, dict[str, float]]:
+    """The judge's two-class scores (:func:`pair_scores`, top-2 only) on ``n`` real two-item pictures per design.
+
+    A drawing of two items is at best as readable as the real items composed in some way; the
+    designs in :data:`PAIR_DESIGNS` span side by side, overlapping and blended. What the judge
+    gives the best of them bounds what it can give a generator's two-class images.
+    """
+    ceiling = {}
+    for design, compose in PAIR_DESIGNS.items():
+        scores = pair_scores(judge, *real_pairs(n, seed, compose))
+        ceiling[design] = {key: scores[key] for key in ("both_in_top2", "any_in_top2")}
+    return ceiling
 
 
 def grey_pictures(images) -> torch.Tensor:

@@ -298,11 +298,13 @@ class WeightEMA:
 
 
 def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | None = None,
-               limit: int | None = None, threads: int | None = None) -> dict:
+               limit: int | None = None, threads: int | None = None, compile: bool = False) -> dict:
     """Train mini model ``name`` on Fashion-MNIST train, save fp16 safetensors to ``out``.
 
     Returns a summary with the test top-1 and the training time. ``limit`` trains on the
-    first images only (smoke runs); ``epochs`` overrides the recipe.
+    first images only (smoke runs); ``epochs`` overrides the recipe. ``compile`` runs the
+    training steps through ``torch.compile`` (resnet18: 1.26x faster per step on a 2-core CPU,
+    numerically not identical to the eager run, so it is recorded in the summary).
     """
     from .data import fashion_mnist, fashion_mnist_tensors, make_loader, normalize_mini
 
@@ -311,6 +313,8 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
     if threads:
         torch.set_num_threads(threads)
     recipe = dict(TRAIN_RECIPES[name], **({"epochs": epochs} if epochs else {}))
+    if compile:  # recorded only when used: the shipped recipes run eagerly
+        recipe["compile"] = True
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = create_mini_model(name).to(memory_format=torch.channels_last)
@@ -328,6 +332,7 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe["lr"], total_steps=total_steps,
                                                    pct_start=0.15)
     ema = WeightEMA(model, recipe["ema_decay"]) if recipe["ema_decay"] else None
+    forward = torch.compile(model) if compile else model  # shares its parameters with model
     start = time.time()
     losses = []
     bar = progress(total=total_steps, desc=f"train {name}")
@@ -338,7 +343,7 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
             batch = order[step * batch_size : (step + 1) * batch_size]
             x = normalize_mini(augment(images[batch], generator)).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe["bf16"]):
-                logits = model(x)
+                logits = forward(x)
             loss = F.cross_entropy(logits.float(), labels[batch], label_smoothing=0.1)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"training {name} diverged at step {bar.n}")

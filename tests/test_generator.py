@@ -128,6 +128,47 @@ def test_pair_scores_judge_each_side_of_a_two_item_picture():
     assert scores["both_in_top2"] == 0.0  # the whole picture: only the brightest item's class is ranked first
 
 
+def test_overlay_pastes_full_size_items_apart_and_the_second_occludes_the_first():
+    first = torch.zeros(1, 32, 32, dtype=torch.uint8)
+    first[:, 4:28, 6:26] = 100
+    second = torch.zeros(1, 32, 32, dtype=torch.uint8)
+    second[:, 4:28, 6:26] = 200
+    picture = gen.overlay(first, second, torch.Generator().manual_seed(0), offsets=(6, 6))
+    assert set(picture.unique().tolist()) == {0, 100, 200}  # pasted, never blended
+    dim_cols = (picture[0] == 100).any(0).nonzero().flatten().tolist()
+    bright_cols = (picture[0] == 200).any(0).nonzero().flatten().tolist()
+    assert dim_cols == list(range(3, 9)) and bright_cols == list(range(9, 29))  # 6 px apart, full 20 px width
+    assert (picture[0] == 200).sum() == 24 * 20  # the second item is whole: it lies on top
+
+
+def test_judge_pair_ceiling_scores_every_design_on_real_pairs(monkeypatch):
+    images = torch.zeros(40, 1, 32, 32, dtype=torch.uint8)
+    labels = torch.arange(40) % 4
+    for i in range(40):
+        images[i, :, 8:24, 8:24] = 60 * (1 + int(labels[i]))  # class c is an item of brightness 60 (c + 1)
+    monkeypatch.setattr("mixq_core.data.fashion_mnist_tensors", lambda split: (images, labels))
+
+    class BrightnessJudge(torch.nn.Module):
+        """Ranks the classes by how many pixels have their item's brightness (exactly what is visible)."""
+
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            from mixq_core.data import normalize_mini
+
+            levels = normalize_mini(torch.tensor([60, 120, 180, 240], dtype=torch.uint8).reshape(4, 1, 1, 1))
+            counts = torch.stack([((x[:, 0] - lv[0, 0, 0]).abs() < 1e-3).sum((1, 2)).float() for lv in levels], 1)
+            return torch.cat([counts, torch.full((len(x), 6), -1.0)], 1) + self.anchor
+
+    ceiling = gen.judge_pair_ceiling(BrightnessJudge(), n=20)
+    assert list(ceiling) == list(gen.PAIR_DESIGNS)
+    assert ceiling["full-size overlay, 4-8 px apart"]["both_in_top2"] == 100.0  # both items stay visible
+    assert ceiling["pixel-wise maximum (a blend)"]["both_in_top2"] < 100.0  # the brighter item hides the other
+    assert all(scores["any_in_top2"] == 100.0 for scores in ceiling.values())
+
+
 def test_short_training_lowers_the_loss_resumes_and_saves_a_loadable_pipeline(tmp_path, monkeypatch):
     torch.set_num_threads(2)
     out, work = tmp_path / "gen", tmp_path / "work"

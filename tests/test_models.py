@@ -89,6 +89,13 @@ def test_training_smoke_run_lowers_the_loss(tmp_path):
     assert (tmp_path / "r.safetensors").exists() and summary["test_images"] == 10_000
 
 
+@pytest.mark.slow
+def test_compiled_training_smoke_run_lowers_the_loss_and_records_it(tmp_path):
+    summary = models.train_mini("resnet18", tmp_path / "r.safetensors", epochs=2, limit=512, compile=True)
+    assert summary["compile"] is True and summary["final_loss"] < summary["first_loss"]
+    assert "compile" not in models.TRAIN_RECIPES["resnet18"]  # the shipped recipe stays eager
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "mixq_core.cli", *args], capture_output=True, text=True,
                           env={**__import__("os").environ, "MIXQ_QUIET": "1"})
