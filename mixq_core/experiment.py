@@ -37,7 +37,7 @@ import torch
 
 from .data import eval_dataset, make_loader, subset
 from .errors import ConfigError, check_fields, unknown_name
-from .models import evaluate, load_model, manifest_sha256, shipped_sha256
+from .models import evaluate, load_model, manifest_sha256, read_assets_manifest, shipped_sha256
 from .profiles import load_profile
 from .results import RESULTS_DIR, config_hash, load_record, save_record
 
@@ -191,14 +191,46 @@ def synthetic_set_folder(config: ExperimentConfig, results_dir: str | os.PathLik
            "k": config.k if config.data in ("mixup", "mixup-embed") else 1, "partners": config.partners,
            "filter_model": config.model if config.data == "genq" else None}
     # The weights that make the set: a retrained generator or GenQ filter model gives a new folder, not the old set.
-    from .synthesis import SHIPPED_GENERATORS
-
-    key["weights_sha256"] = {
-        "generator": [manifest_sha256(file) for file in SHIPPED_GENERATORS.get(profile["generator"], [])],
-        "filter_model": shipped_sha256(profile, config.model) if config.data == "genq" else None}
+    weights = shipped_weights(profile, config)
+    key["weights_sha256"] = {"generator": weights["generator"] or [],  # [] for a generator not shipped here
+                             "filter_model": weights["model"] if config.data == "genq" else None}
     if profile.get("classes"):
         key["classes"] = list(profile["classes"])
     return Path(results_dir) / "sets" / f"{config.data}-{config_hash(key)}"
+
+
+def shipped_weights(profile: dict, config: ExperimentConfig) -> dict:
+    """sha256 of the shipped weights an experiment depends on, from ``assets/manifest.json``.
+
+    ``model``: its classifier's checkpoint; ``generator``: the profile generator's files, for generated
+    sources only. Each is None where the profile does not use shipped weights (the ImageNet track).
+    """
+    from .synthesis import SHIPPED_GENERATORS
+
+    generated = config.data in SYNTHETIC_SOURCES and profile["generator"] in SHIPPED_GENERATORS
+    return {"model": shipped_sha256(profile, config.model),
+            "generator": [manifest_sha256(f) for f in SHIPPED_GENERATORS[profile["generator"]]] if generated else None}
+
+
+def stale_weights(record: dict) -> list[str]:
+    """Which shipped weights changed since ``record`` was made (empty: none did), so it must be rerun.
+
+    A record keeps the FP top-1 of the classifier it quantized, compared with the manifest's
+    ``test_top1`` of the shipped checkpoint; records made since the manifest sha256s were stored in
+    them (``weights_sha256``) are also compared hash by hash, which covers the generator.
+    """
+    profile = load_profile(record["config"]["profile"])
+    model = record["config"]["model"]
+    stale = []
+    if profile["weights"] == "assets":
+        entry = read_assets_manifest()["files"].get(f"{model}.safetensors", {})
+        if record["metrics"]["fp_top1"] != entry.get("test_top1"):
+            stale.append(f"{model} (FP top-1 {record['metrics']['fp_top1']}, shipped {entry.get('test_top1')})")
+    made_with = record["metrics"].get("weights_sha256")
+    if made_with is not None:
+        now = shipped_weights(profile, ExperimentConfig(**record["metrics"]["config"]))
+        stale += [f"{part} (sha256 changed)" for part in ("model", "generator") if made_with[part] != now[part]]
+    return stale
 
 
 def _profile_classes(profile: dict) -> tuple[str, ...] | None:
@@ -378,6 +410,7 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
         "drop": round(fp["top1"] - metrics["top1"], 2), "n_eval": metrics["n_images"], "n_calib": len(calib),
         "set_folder": made.get("set_folder"), "diversity": diversity, "quant_config": quant_config.to_dict(),
         "units": compact_trace(trace), "seconds": timings, "device": _device_name(device),
+        "weights_sha256": shipped_weights(profile, resolved),
     }
     save_record(kind, identity, result, results_dir)
     return load_record(kind, identity, results_dir)
