@@ -303,8 +303,8 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
 
     Returns a summary with the test top-1 and the training time. ``limit`` trains on the
     first images only (smoke runs); ``epochs`` overrides the recipe. ``compile`` runs the
-    training steps through ``torch.compile`` (resnet18: 1.26x faster per step on a 2-core CPU,
-    numerically not identical to the eager run, so it is recorded in the summary).
+    training steps through ``torch.compile``: faster per step (``benchmarks/train_speed.py --compile``
+    measures by how much), but numerically not identical to the eager run, so it is recorded in the summary.
     """
     from .data import fashion_mnist, fashion_mnist_tensors, make_loader, normalize_mini
 
