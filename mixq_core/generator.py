@@ -295,10 +295,14 @@ def collage(first: torch.Tensor, second: torch.Tensor, generator: torch.Generato
         # Left item starts in [0, 4], right item ends in [28, 32]: they touch or overlap a little.
         shift = int(torch.randint(0, 5, (1,), generator=generator))
         left = shift if side == 0 else RESOLUTION - size - shift
-        region = canvas[:, top:top + size, left:left + size]
-        mask = small > 10  # the item's own pixels, not its black background
-        region[mask] = small[mask]
+        paste_over(canvas[:, top:top + size, left:left + size], small)
     return canvas
+
+
+def paste_over(region: torch.Tensor, item: torch.Tensor) -> None:
+    """Paste ``item``'s own pixels (not its black background) onto ``region`` in place: it occludes, never blends."""
+    mask = item > 10
+    region[mask] = item[mask]
 
 
 def restyle(pictures: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -792,8 +796,7 @@ def overlay(first: torch.Tensor, second: torch.Tensor, generator: torch.Generato
             moved[:, :, shift:] = item[:, :, :RESOLUTION - shift]
         else:
             moved[:, :, :shift] = item[:, :, -shift:]
-        mask = moved > 10
-        canvas[mask] = moved[mask]
+        paste_over(canvas, moved)
     return canvas
 
 
