@@ -52,8 +52,10 @@ def _cmd_grid(args) -> dict:
     if args.seeds:
         configs = [c for c in configs if c.seed in args.seeds]
     configs = list(dict.fromkeys(configs))  # ablation factors share their centre cell
-    records = run_grid(configs, force=args.force, device=args.device, imagenet_val=args.imagenet_val,
-                       imagenet_train=args.imagenet_train)
+    if args.by_seed:  # shortest schedule first, and in it every cell's seed 0 before any seed 1
+        configs = sorted(configs, key=lambda c: (c.resolved().iters, c.seed))
+    records = run_grid(configs, force=args.force, device=args.device, share=args.share,
+                       imagenet_val=args.imagenet_val, imagenet_train=args.imagenet_train)
     return {"profile": args.profile, "section": args.section, "experiments": len(records),
             "results": [{**{k: r["metrics"]["config"][k] for k in ("model", "w_bits", "a_bits", "data", "seed")},
                          "top1": r["metrics"]["top1"], "record": r["config_hash"]} for r in records]}
@@ -238,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--models", nargs="*", default=None, help="only these models of the grid")
     grid.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds")
     grid.add_argument("--force", action="store_true", help="rerun experiments whose record exists")
+    grid.add_argument("--by-seed", action="store_true",
+                      help="shortest schedule first, and in it every cell's seed 0, then seed 1, ...")
+    grid.add_argument("--share", action="store_true",
+                      help="work beside other `mixq grid --share` processes: skip what another one is running")
     _add_track_arguments(grid)
     grid.set_defaults(run=_cmd_grid)
 

@@ -291,6 +291,42 @@ def noise(n: int = 1024, size: int = MINI_IMAGE_SIZE, seed: int = 0) -> Gaussian
     return GaussianNoise(n, size, seed)
 
 
+# ----------------------------------------------------------------------------- image-level mixing
+
+# The timm / DeiT training recipe's strengths (timm train.py --mixup 0.8 --cutmix 1.0, as in DeiT's Table 9).
+MIXUP_ALPHA, CUTMIX_ALPHA = 0.8, 1.0
+IMAGE_MIXINGS = ("mixup", "cutmix")
+
+
+def mix_images(dataset: Dataset, mixing: str, seed: int = 0) -> TensorDataset:
+    """``dataset``'s images after Mixup or CutMix with ``timm.data.Mixup``, as a dataset of the same size.
+
+    Each image is paired with another one of the set (a seeded random pairing) and mixed with its own
+    λ ~ Beta(α, α) (timm's ``mode="elem"``): Mixup blends the two images, CutMix pastes a box of one into
+    the other, with α = 0.8 and 1.0 as in the timm/DeiT recipe. The label kept is the image's own class.
+    numpy's global random state, which timm draws from, is restored afterwards.
+    """
+    from timm.data import Mixup
+
+    if mixing not in IMAGE_MIXINGS:
+        raise unknown_name("image mixing", mixing, IMAGE_MIXINGS)
+    images, labels = map(torch.stack, zip(*[(x, torch.as_tensor(y)) for x, y in dataset], strict=True))
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    images, labels = images[order], labels[order]
+    mixer = Mixup(mixup_alpha=MIXUP_ALPHA if mixing == "mixup" else 0.0,
+                  cutmix_alpha=CUTMIX_ALPHA if mixing == "cutmix" else 0.0,
+                  prob=1.0, mode="elem", label_smoothing=0.0, num_classes=int(labels.max()) + 1)
+    even = len(images) - len(images) % 2  # timm pairs images within an even batch; an odd last one stays as it is
+    saved = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        mixed = images.clone()
+        mixed[:even], _ = mixer(mixed[:even], labels[:even].clamp_min(0))
+    finally:
+        np.random.set_state(saved)
+    return TensorDataset(mixed, labels)
+
+
 # ----------------------------------------------------------------------------- subsets and loaders
 
 

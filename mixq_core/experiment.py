@@ -6,11 +6,16 @@ calibration data source, set size, method, iterations, seed, generator settings)
 and writes one JSON record under ``results/ptq/`` keyed by the hash of the config. A config
 whose record exists is not run again unless ``force=True``.
 
-Data sources: ``real`` (real training images: the upper bound), ``noise`` (Gaussian
-images: the lower bound), and the four prompt strategies of :mod:`mixq_core.prompts`
-(``single``, ``genq``, ``mixup``, ``mixup-embed``), whose images the profile's generator
-makes. Synthetic sets are cached under ``results/sets/`` and shared by every experiment
-that needs the same set.
+Data sources are the names of :mod:`mixq_core.sources`: ``real`` (real training images: the
+upper bound), ``noise`` (Gaussian images: the lower bound), the four prompt strategies of
+:mod:`mixq_core.prompts` (``single``, ``genq``, ``mixup``, ``mixup-embed``), whose images the
+profile's generator makes, and the image-level baselines (``single-mixup``, ``single-cutmix``).
+Synthetic sets are cached under ``results/sets/`` and shared by every experiment that needs the
+same set.
+
+A profile states the reconstruction engine its records come from (``engine``, default 1: the
+profiles published before engine 2). Records keep the engine that made them; a profile of another
+engine than this code's is read, never added to.
 
 The two tracks run the same code. The ``mini`` track ships everything it needs; the
 ``imagenet`` track needs the ImageNet folders, given to :func:`run` (``imagenet_val``,
@@ -27,7 +32,9 @@ calibration set as the float model sees it, seconds per stage, and the provenanc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import time
 from dataclasses import dataclass
@@ -35,15 +42,17 @@ from pathlib import Path
 
 import torch
 
-from .data import eval_dataset, make_loader, subset
+from .data import eval_dataset, make_loader, mix_images, subset
 from .errors import ConfigError, check_fields, unknown_name
 from .models import evaluate, load_model, manifest_sha256, read_assets_manifest, shipped_sha256
 from .profiles import load_profile
 from .results import RESULTS_DIR, config_hash, load_record, save_record
+from .sources import get_source, source_names
 
-REAL_SOURCES = ("real", "noise")
-SYNTHETIC_SOURCES = ("single", "genq", "mixup", "mixup-embed")
-DATA_SOURCES = REAL_SOURCES + SYNTHETIC_SOURCES
+REAL_SOURCES = source_names(generated=False)
+SYNTHETIC_SOURCES = source_names(generated=True)
+DATA_SOURCES = source_names()
+LEGACY_ENGINE = 1  # the engine of a profile or record that names none
 PROBE_IMAGES = 256  # held-out real images whose loss gives the generalization error
 TRACE_WINDOW = 25  # per-step values are stored as means over windows of this many steps
 PTQ_KIND = "ptq"
@@ -135,9 +144,7 @@ class ExperimentConfig:
     partners: str = "random"
 
     def __post_init__(self):
-        if self.data not in DATA_SOURCES:
-            raise unknown_name("calibration data source", self.data, DATA_SOURCES)
-        if self.data in ("mixup", "mixup-embed") and self.k < 2:
+        if get_source(self.data).mixes_classes and self.k < 2:
             raise ConfigError(f"data {self.data!r} mixes k ≥ 2 classes per prompt, got k={self.k}")
 
     def resolved(self) -> ExperimentConfig:
@@ -167,16 +174,39 @@ class ExperimentConfig:
         identity = config.to_dict()
         if config.data in REAL_SOURCES:  # generator settings do not touch these runs
             identity.update(steps=None, guidance=None)
-        if config.data not in ("mixup", "mixup-embed"):
+        if not get_source(config.data).mixes_classes:
             identity.update(k=1 if config.data in SYNTHETIC_SOURCES else None, partners=None)
         identity["track"] = {key: profile.get(key) for key in ("dataset", "weights", "eval_data", "eval_limit",
                                                                "generator", "resolution", "quant_compile")}
         # Settings only some profiles have join the identity only where present, so adding
         # them did not change the identity (and record) of any earlier experiment.
         optional = {"pretrained_tag": (profile.get("pretrained_tags") or {}).get(config.model),
-                    "first_last_8bit": profile.get("first_last_8bit"), "classes": profile.get("classes")}
+                    "first_last_8bit": profile.get("first_last_8bit"), "classes": profile.get("classes"),
+                    "round_weight": profile_round_weight(profile, config.model)}
         identity["track"].update({key: value for key, value in optional.items() if value is not None})
         return identity
+
+
+def profile_round_weight(profile: dict, model: str) -> float | None:
+    """The AdaRound rounding-loss weight a profile sets for ``model`` (its ``round_weight`` mapping: the
+    model's entry, else ``default``); None where the profile sets none (QuantConfig's 0.01 then applies)."""
+    weights = profile.get("round_weight")
+    if weights is None:
+        return None
+    if not isinstance(weights, dict):
+        raise ConfigError(f"profile {profile['name']!r}: round_weight must map model names (or 'default') to "
+                          f"numbers, got {weights!r}")
+    return weights.get(model, weights.get("default"))
+
+
+def profile_engine(profile: dict) -> int:
+    """The reconstruction engine whose records a profile holds (``engine``; 1 where it names none)."""
+    return profile.get("engine", LEGACY_ENGINE)
+
+
+def record_engine(record: dict) -> int:
+    """The reconstruction engine that made a record (1 for records older than the field)."""
+    return record["metrics"].get("engine", LEGACY_ENGINE)
 
 
 # ----------------------------------------------------------------------------- calibration data
@@ -186,9 +216,10 @@ def synthetic_set_folder(config: ExperimentConfig, results_dir: str | os.PathLik
     """Where the synthetic set of ``config`` is cached (shared by every experiment using the same set)."""
     config = config.resolved()
     profile = load_profile(config.profile)
+    source = get_source(config.data)
     key = {"generator": profile["generator"], "steps": config.steps,
-           "guidance": config.guidance, "strategy": config.data, "n": _set_size(config), "seed": config.seed,
-           "k": config.k if config.data in ("mixup", "mixup-embed") else 1, "partners": config.partners,
+           "guidance": config.guidance, "strategy": source.prompts, "n": _set_size(config), "seed": config.seed,
+           "k": config.k if source.mixes_classes else 1, "partners": config.partners,
            "filter_model": config.model if config.data == "genq" else None}
     # The weights that make the set: a retrained generator or GenQ filter model gives a new folder, not the old set.
     weights = shipped_weights(profile, config)
@@ -196,7 +227,7 @@ def synthetic_set_folder(config: ExperimentConfig, results_dir: str | os.PathLik
                              "filter_model": weights["model"] if config.data == "genq" else None}
     if profile.get("classes"):
         key["classes"] = list(profile["classes"])
-    return Path(results_dir) / "sets" / f"{config.data}-{config_hash(key)}"
+    return Path(results_dir) / "sets" / f"{source.prompts}-{config_hash(key)}"
 
 
 def shipped_weights(profile: dict, config: ExperimentConfig) -> dict:
@@ -268,19 +299,42 @@ def synthetic_set(config: ExperimentConfig, results_dir: str | os.PathLike = RES
     ``genq``, applies the energy filter). Returns the summary of
     :func:`mixq_core.synthesis.synthesize_set`, whose ``complete`` says whether the set is ready.
     """
-    from .prompts import PromptConfig
-    from .synthesis import synthesize_set
-
     config = config.resolved()
     if config.data not in SYNTHETIC_SOURCES:
         raise ConfigError(f"data source {config.data!r} is not generated; synthetic sources: {SYNTHETIC_SOURCES}")
-    profile = load_profile(config.profile)
     folder = synthetic_set_folder(config, results_dir)
     if (folder / "manifest.jsonl").exists():
         return {"out": str(folder), "generated": 0, "complete": True}
+    if shard != (0, 1):  # a share of the set, made side by side with the others (the Ray executor)
+        return _synthesize_missing(config, folder, pipe, device, shard)
+    with _exclusive(folder.with_name(f".{folder.name}.lock")):  # two grid workers may need the same whole set
+        return _synthesize_missing(config, folder, pipe, device, shard)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on ``lock_path`` (a file made for it) while the block runs; waits for other holders."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _synthesize_missing(config: ExperimentConfig, folder: Path, pipe, device, shard: tuple[int, int]) -> dict:
+    """:func:`synthetic_set`'s work once the set's lock is held (another holder may have finished the set)."""
+    from .prompts import PromptConfig
+    from .synthesis import synthesize_set
+
+    if (folder / "manifest.jsonl").exists():
+        return {"out": str(folder), "generated": 0, "complete": True}
+    profile = load_profile(config.profile)
     device = default_device(device)
-    prompt_config = PromptConfig(strategy=config.data, n=_set_size(config), vocabulary=profile["vocabulary"],
-                                 k=config.k if config.data in ("mixup", "mixup-embed") else None,
+    source = get_source(config.data)
+    prompt_config = PromptConfig(strategy=source.prompts, n=_set_size(config), vocabulary=profile["vocabulary"],
+                                 k=config.k if source.mixes_classes else None,
                                  seed=config.seed, partners=config.partners, classes=_profile_classes(profile))
     filter_model, transform = genq_filter(profile, config.model, device) if config.data == "genq" else (None, None)
     return synthesize_set(prompt_config, folder, generator=profile["generator"], steps=config.steps,
@@ -310,8 +364,10 @@ def calibration_data(config: ExperimentConfig, model: torch.nn.Module, results_d
     start = time.time()
     folder = Path(synthetic_set(config, results_dir, pipe, device=next(model.parameters()).device)["out"])
     seconds = time.time() - start
-    return calibration_dataset(str(folder), profile, n=config.n_calib, seed=config.seed, model=model), {
-        "synthesis_seconds": round(seconds, 1), "set_folder": str(folder)}
+    dataset = calibration_dataset(str(folder), profile, n=config.n_calib, seed=config.seed, model=model)
+    if (mixing := get_source(config.data).image_mixing) is not None:
+        dataset = mix_images(dataset, mixing, seed=config.seed)
+    return dataset, {"synthesis_seconds": round(seconds, 1), "set_folder": str(folder)}
 
 
 def probe_data(profile: dict, seed: int = 0, model: torch.nn.Module | None = None, n_calib: int = 0,
@@ -352,6 +408,7 @@ def compact_trace(trace) -> list[dict]:
         units.append({
             "name": unit.name, "kind": unit.kind, "iters": unit.iters, "seconds": round(unit.seconds, 2),
             "loss_before": unit.loss_before, "loss_after": unit.loss_after, "probe_loss_after": unit.probe_loss_after,
+            "soft_share": unit.soft_share, "flipped_share": unit.flipped_share,
             "rec_loss": _windowed(unit.rec_loss), "grad_norm_rounding": _windowed(unit.grad_norm_rounding),
             "grad_norm_act_step": _windowed(unit.grad_norm_act_step), "probe_steps": unit.probe_steps,
             "probe_loss": unit.probe_loss, "probe_calib_loss": unit.probe_calib_loss,
@@ -373,14 +430,20 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     :func:`real_data_root`). ``device``: where synthesis, quantization and evaluation run.
     """
     from .analysis import diversity_metrics
-    from .quant import QuantConfig, quantize
+    from .quant import ENGINE_VERSION, QuantConfig, quantize
 
     resolved = config.resolved()
     identity = resolved.identity()
     kind = ptq_kind(resolved.profile)
-    if not force and (record := load_record(kind, identity, results_dir)) is not None:
-        return record
     profile = load_profile(resolved.profile)
+    record = None if force else load_record(kind, identity, results_dir)
+    if record is not None and record_engine(record) == profile_engine(profile):
+        return record
+    if profile_engine(profile) != ENGINE_VERSION:
+        raise ConfigError(
+            f"profile {resolved.profile!r} holds records of reconstruction engine {profile_engine(profile)}, and this "
+            f"code runs engine {ENGINE_VERSION}: its records can be read but not added to. Run the experiment under a "
+            f"profile of engine {ENGINE_VERSION} (mini, mini-short, mini-long, smoke, imagenet, or your own)")
     device = default_device(device)
     timings = {}
     start = time.time()
@@ -397,7 +460,9 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     quant_config = QuantConfig(w_bits=resolved.w_bits, a_bits=resolved.a_bits, method=resolved.method,
                                iters=resolved.iters, seed=resolved.seed, probe_every=max(1, resolved.iters // 10),
                                compile=profile.get("quant_compile", True),
-                               first_last_8bit=profile.get("first_last_8bit", True))
+                               first_last_8bit=profile.get("first_last_8bit", True),
+                               **({"round_weight": weight} if (weight := profile_round_weight(profile, resolved.model))
+                                  is not None else {}))
     probes = probe_data(profile, resolved.seed, model, resolved.n_calib, imagenet_train)
     qmodel, trace = quantize(model, quant_config, make_loader(calib, batch_size=256),
                              make_loader(probes, batch_size=256) if probes is not None else None)
@@ -409,7 +474,7 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
         "profile": resolved.profile, "config": resolved.to_dict(), "fp_top1": fp["top1"], "top1": metrics["top1"],
         "drop": round(fp["top1"] - metrics["top1"], 2), "n_eval": metrics["n_images"], "n_calib": len(calib),
         "set_folder": made.get("set_folder"), "diversity": diversity, "quant_config": quant_config.to_dict(),
-        "units": compact_trace(trace), "seconds": timings, "device": _device_name(device),
+        "units": compact_trace(trace), "seconds": timings, "device": _device_name(device), "engine": trace.engine,
         "weights_sha256": shipped_weights(profile, resolved),
     }
     save_record(kind, identity, result, results_dir)
@@ -421,16 +486,43 @@ def _device_name(device: torch.device) -> str:
 
 
 def run_grid(configs: list[ExperimentConfig], force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
-             device: str | torch.device | None = None, **roots) -> list[dict]:
+             device: str | torch.device | None = None, share: bool = False, **roots) -> list[dict]:
     """:func:`run` for each config, loading the generator once if any config needs it.
 
+    ``share``: work beside other processes running the same grid. An experiment another process is
+    running (it holds the experiment's lock) is skipped, so each experiment runs once however many
+    workers there are; only the records this process made or found are returned.
     ``roots``: ``imagenet_val`` / ``imagenet_train`` folders, passed on to :func:`run`.
     """
     from .progress import progress
 
     device = default_device(device)
     pipe = grid_pipeline(configs if force else pending_configs(configs, results_dir), device)
-    return [run(c, force, results_dir, pipe, device=device, **roots) for c in progress(configs, desc="experiments")]
+    if not share:
+        return [run(c, force, results_dir, pipe, device=device, **roots) for c in progress(configs, desc="experiments")]
+    records = []
+    for config in progress(configs, desc="experiments"):
+        lock = Path(results_dir) / "locks" / f"{config_hash(config.resolved().identity())}.lock"
+        with _try_exclusive(lock) as held:
+            if held:
+                records.append(run(config, force, results_dir, pipe, device=device, **roots))
+    return records
+
+
+@contextlib.contextmanager
+def _try_exclusive(lock_path: Path):
+    """Like :func:`_exclusive`, without waiting: yields False (and holds nothing) when another process holds it."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def pending_configs(configs: list[ExperimentConfig], results_dir: str | os.PathLike = RESULTS_DIR,

@@ -27,6 +27,7 @@ from .quantizers import BetaSchedule as BetaSchedule
 from .quantizers import UniformQuantizer as UniformQuantizer
 from .quantizers import fake_quantize as fake_quantize
 from .quantizers import scale_and_zero_point as scale_and_zero_point
+from .reconstruct import ENGINE_VERSION as ENGINE_VERSION
 from .reconstruct import METHODS as METHODS
 from .reconstruct import QuantConfig as QuantConfig
 from .reconstruct import Recipe as Recipe
@@ -36,8 +37,9 @@ from .reconstruct import quantize as quantize
 from .reconstruct import register_method as register_method
 
 __all__ = [
-    "AdaRound", "BetaSchedule", "FoldingError", "METHODS", "NothingToQuantizeError", "QuantAttention", "QuantBlock",
-    "QuantConfig", "QuantLayer", "QuantTrace", "QuantWindowAttention", "RANGE_INITS", "Recipe",
+    "AdaRound", "BetaSchedule", "ENGINE_VERSION", "FoldingError", "METHODS", "NothingToQuantizeError",
+    "QuantAttention", "QuantBlock", "QuantConfig", "QuantLayer", "QuantTrace", "QuantWindowAttention", "RANGE_INITS",
+    "Recipe",
     "ReconstructionError", "UniformQuantizer", "UnitTrace", "block_types", "calibrate_activations",
     "calibrate_weights", "calibration_dataset", "fake_quantize", "find_units", "fold_batchnorm", "prepare",
     "quantize", "register_block", "register_method", "scale_and_zero_point", "set_quant_state", "wrap_model",

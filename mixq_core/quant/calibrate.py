@@ -1,10 +1,13 @@
 """Observer calibration: the initial step and zero point of every quantizer.
 
-Weights are calibrated from the weights alone. Activations are calibrated in one forward pass
-of the fake-quantized model over a batch of calibration images: each quantizer sets its range
-from what reaches it and quantizes straight away, so a quantizer downstream sees the quantization
-error of everything upstream, as it will at inference (BRECQ and QDrop calibrate the same way).
-This is all that round-to-nearest (``method="rtn"``) does.
+Weights are calibrated from the weights alone. Activations are calibrated in one forward pass over
+a batch of calibration images (256 by default). By default that pass runs the *float* model: every
+weight and activation quantizer is off, and each activation quantizer sets its range from the float
+values that reach it. This is what QDrop's ``main_imagenet.py`` does
+(``enable_calibration_woquantization(model, 'act_fake_quant')`` on 256 images: observers on, all fake
+quantization off). ``on_float=False`` keeps engine 1's pass through the fake-quantized model instead,
+where a quantizer downstream sees the quantization error of everything upstream. This is all that
+round-to-nearest (``method="rtn"``) does.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import warnings
 import torch
 from torch import nn
 
-from .modules import activation_quantizers, quant_layers
+from .modules import activation_quantizers, quant_layers, set_quant_state
 
 
 @torch.no_grad()
@@ -25,17 +28,24 @@ def calibrate_weights(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def calibrate_activations(model: nn.Module, images: torch.Tensor) -> None:
-    """Initialise every activation quantizer in one forward pass over ``images`` (weights quantized).
+def calibrate_activations(model: nn.Module, images: torch.Tensor, on_float: bool = True) -> None:
+    """Initialise every activation quantizer in one forward pass over ``images``.
 
-    Quantizers that the forward pass does not reach stay uninitialised (they pass values through);
-    a warning names how many.
+    ``on_float`` (default, QDrop's way): the pass runs with all fake quantization off, so each range is
+    found on the float model's activations. Otherwise weights are quantized and each quantizer
+    quantizes as soon as its range is set. Quantizers that the forward pass does not reach stay
+    uninitialised (they pass values through); a warning names how many.
     """
     quantizers = activation_quantizers(model)
     for quantizer in quantizers:
         quantizer.initialized = False
         quantizer.calibrating = True
-    model(images)
+    if on_float:
+        set_quant_state(model, weights=False, activations=False)
+    try:
+        model(images)
+    finally:
+        set_quant_state(model, weights=True, activations=True)
     unreached = [q for q in quantizers if not q.initialized]
     for quantizer in unreached:
         quantizer.calibrating = False

@@ -17,6 +17,13 @@ tensor that feeds a matrix product is quantized, once*:
 
 With ``first_last_8bit`` (default, as in BRECQ and QDrop) the first layer's weights and the last
 layer's weights *and input* use 8 bits.
+
+Activation functions join the layer they follow (:func:`fuse_activations`): a Conv2d or Linear whose
+output goes straight into a ReLU (or ReLU6, GELU, SiLU, ...) computes ``act(layer(x))`` itself, and the
+activation's old place holds an ``nn.Identity``. QDrop's ``QuantizedLayer`` does the same (its
+``quantize_model`` moves a ReLU/ReLU6 that follows a layer into the layer), so a layer reconstructed on
+its own (the stem, a head such as MobileNetV2's ``conv_head``, every layer under ``adaround``, every
+layer of an unknown block) is fitted on what the next layer reads: its output *after* the activation.
 """
 
 from __future__ import annotations
@@ -119,6 +126,7 @@ class QuantLayer(nn.Module):
         self.weight_quantizer = UniformQuantizer(w_bits, symmetric=w_symmetric, per_channel=True, init=w_init)
         self.input_quantizer = activation_quantizer(a_bits, a_symmetric, a_init) if a_bits else None
         self.rounding = None  # an AdaRound while this layer is being reconstructed
+        self.activation: nn.Module | None = None  # the activation function that follows, when fused
         self.register_buffer("frozen_weight", None)
         self.quantize_weight = True
 
@@ -137,15 +145,16 @@ class QuantLayer(nn.Module):
         return self.weight_quantizer(self.layer.weight)
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
-        """The layer's operation on an input that is already quantized."""
+        """The layer's operation (and its fused activation) on an input that is already quantized."""
         weight = self.quantized_weight()
         layer = self.layer
         if type(layer) is nn.Linear:
-            return F.linear(x, weight, layer.bias)
-        if type(layer) is nn.Conv2d:
-            return layer._conv_forward(x, weight, layer.bias)
-        # Subclasses (e.g. timm's Conv2dSame) keep their own forward, run with the quantized weight.
-        return torch.func.functional_call(layer, {"weight": weight}, (x,))
+            out = F.linear(x, weight, layer.bias)
+        elif type(layer) is nn.Conv2d:
+            out = layer._conv_forward(x, weight, layer.bias)
+        else:  # subclasses (e.g. timm's Conv2dSame) keep their own forward, run with the quantized weight
+            out = torch.func.functional_call(layer, {"weight": weight}, (x,))
+        return out if self.activation is None else self.activation(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_quantizer is not None:
@@ -161,7 +170,8 @@ class QuantLayer(nn.Module):
         self.rounding = None
 
     def extra_repr(self) -> str:
-        return type(self.layer).__name__
+        name = type(self.layer).__name__
+        return name if self.activation is None else f"{name} + {type(self.activation).__name__}"
 
 
 class QuantAttention(nn.Module):
@@ -262,15 +272,18 @@ def register_block(block_type: type) -> type:
 
 
 def block_types() -> tuple[type, ...]:
-    """The known block classes: timm's ResNet, MobileNetV2, ViT/DeiT and Swin blocks, plus registered ones."""
+    """The known block classes: timm's ResNet, RegNet, MobileNetV2/EfficientNet, ConvNeXt, ViT/DeiT and Swin
+    blocks, plus registered ones. Each has a residual shortcut that a layer-wise fallback would leave in float."""
     from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
+    from timm.models.convnext import ConvNeXtBlock
+    from timm.models.regnet import Bottleneck as RegNetBottleneck
     from timm.models.resnet import BasicBlock, Bottleneck
     from timm.models.swin_transformer import SwinTransformerBlock
     from timm.models.vision_transformer import Block
 
     # DepthwiseSeparableConv is MobileNetV2's first inverted residual (expansion 1, no 1×1 expansion).
-    return (BasicBlock, Bottleneck, InvertedResidual, DepthwiseSeparableConv, Block, SwinTransformerBlock,
-            *_BLOCK_TYPES)
+    return (BasicBlock, Bottleneck, RegNetBottleneck, InvertedResidual, DepthwiseSeparableConv, ConvNeXtBlock,
+            Block, SwinTransformerBlock, *_BLOCK_TYPES)
 
 
 class QuantBlock(nn.Module):
@@ -341,6 +354,75 @@ def _attention_types() -> dict[type, type]:
     return {Attention: QuantAttention, WindowAttention: QuantWindowAttention}
 
 
+def activation_types() -> tuple[type, ...]:
+    """Element-wise activation modules that :func:`fuse_activations` moves into the layer before them."""
+    from timm.layers import activations as timm_activations
+
+    timm_types = [getattr(timm_activations, name) for name in ("GELU", "GELUTanh", "QuickGELU", "Swish", "Mish",
+                                                                "HardSwish", "HardSigmoid", "Sigmoid", "Tanh")
+                  if hasattr(timm_activations, name)]
+    return (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU, nn.Hardtanh, nn.Mish,
+            nn.ELU, nn.Sigmoid, nn.Tanh, *timm_types)
+
+
+@torch.no_grad()
+def fuse_activations(model: nn.Module, example: torch.Tensor) -> int:
+    """Move each activation module that directly consumes a :class:`QuantLayer`'s output into that layer.
+
+    Found on a forward pass over ``example`` (before any quantizer is initialised, so in float): an
+    activation is fused when its input is the very tensor a QuantLayer returned, unchanged, and both are
+    called once per forward. That excludes, e.g., a ResNet block's last ReLU, which reads the sum with the
+    shortcut, and an activation module that a model calls twice. Its old place gets an ``nn.Identity``.
+    If the model's output then differs at all, every fusion is undone with a warning. Returns the count.
+    """
+    types = activation_types()
+    parents = {id(child): (parent, name) for parent in model.modules() for name, child in parent.named_children()}
+    outputs: dict[int, tuple[QuantLayer, torch.Tensor, torch.Tensor]] = {}
+    calls: dict[int, int] = {}
+    consumers: dict[nn.Module, list[QuantLayer]] = {}
+
+    def count(module) -> None:
+        calls[id(module)] = calls.get(id(module), 0) + 1
+
+    def after_layer(module, args, output):
+        count(module)
+        outputs[id(output)] = (module, output, output.detach().clone())  # the tensor is kept alive: ids stay unique
+
+    def before_activation(module, args):
+        count(module)
+        found = outputs.get(id(args[0]))
+        if found is not None and found[1] is args[0] and torch.equal(found[2], args[0]):
+            consumers.setdefault(module, []).append(found[0])
+
+    layers = quant_layers(model)
+    handles = [layer.register_forward_hook(after_layer) for layer in layers]
+    handles += [m.register_forward_pre_hook(before_activation) for m in model.modules() if isinstance(m, types)]
+    try:
+        reference = model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    outputs.clear()
+    fused = []
+    for activation, producers in consumers.items():
+        layer = producers[0]
+        if (len(producers) == 1 and calls[id(activation)] == 1 and calls[id(layer)] == 1
+                and layer.activation is None and id(activation) in parents):
+            parent, name = parents[id(activation)]
+            layer.activation = activation
+            setattr(parent, name, nn.Identity())
+            fused.append((layer, parent, name))
+    if fused and not torch.equal(model(example), reference):
+        for layer, parent, name in fused:
+            setattr(parent, name, layer.activation)
+            layer.activation = None
+        warnings.warn(f"{type(model).__name__}: moving activations into the layers before them changed the output; "
+                      "they stay where they were (standalone layers are then fitted before their activation)",
+                      stacklevel=2)
+        return 0
+    return len(fused)
+
+
 @torch.no_grad()
 def execution_order(model: nn.Module, example: torch.Tensor, types: tuple[type, ...]) -> list[nn.Module]:
     """Modules of ``types`` in the order a forward pass on ``example`` first calls them."""
@@ -380,7 +462,7 @@ def _layers_reading_block_input(block: QuantBlock, model: nn.Module, example: to
 
 def wrap_model(model: nn.Module, example: torch.Tensor, w_bits: int, a_bits: int, w_symmetric: bool = False,
                a_symmetric: bool = False, w_init: str = "mse", a_init: str = "mse",
-               first_last_8bit: bool = True) -> nn.Module:
+               first_last_8bit: bool = True, fuse_activation: bool = True) -> nn.Module:
     """Replace, in place, the float model's layers by quantized ones (BatchNorm must be folded first).
 
     Args:
@@ -389,6 +471,8 @@ def wrap_model(model: nn.Module, example: torch.Tensor, w_bits: int, a_bits: int
             which layers of each block read the block input.
         w_bits, a_bits: bit widths of weights and activations.
         first_last_8bit: 8-bit weights for the first layer, 8-bit weights and input for the last.
+        fuse_activation: move activation functions into the layer before them (:func:`fuse_activations`),
+            so that standalone layers are reconstructed after their activation, as in QDrop.
 
     Returns the same ``model``. Raises :class:`NothingToQuantizeError` if it holds no Conv2d/Linear.
     """
@@ -410,6 +494,8 @@ def wrap_model(model: nn.Module, example: torch.Tensor, w_bits: int, a_bits: int
 
     _replace_children(model, replace_attention)
     _replace_children(model, replace_layer)
+    if fuse_activation:
+        fuse_activations(model, example)
     _replace_children(model, replace_block)
     order = execution_order(model, example, (QuantLayer,))
     if not order:
@@ -439,21 +525,26 @@ class NothingToQuantizeError(MixQError, ValueError):
 def fallback_containers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Modules that hold several quantized layers but are no known block: reconstructed layer by layer.
 
-    Plain containers (Sequential, ModuleList, ModuleDict) and the model itself are not reported; an
-    unknown module inside another unknown module is reported once, at the outermost one.
+    Plain containers (Sequential, ModuleList, ModuleDict) and the model itself are not reported. The
+    innermost such module is the one reported (a RegNet ``Bottleneck``, not the ``RegStage`` holding it):
+    it is the class to register.
     """
     plain = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
     found: list[tuple[str, nn.Module]] = []
 
-    def visit(prefix: str, module: nn.Module) -> None:
+    def visit(prefix: str, module: nn.Module) -> bool:
+        """Report inside ``module``; return whether anything inside it was reported."""
+        reported = False
         for name, child in module.named_children():
             path = f"{prefix}.{name}" if prefix else name
             if isinstance(child, (QuantBlock, QuantLayer)):
                 continue
-            if not isinstance(child, plain) and len(loose_layers(child)) >= 2:
+            inside = visit(path, child)
+            if not inside and not isinstance(child, plain) and len(loose_layers(child)) >= 2:
                 found.append((path, child))
-                continue
-            visit(path, child)
+                inside = True
+            reported = reported or inside
+        return reported
 
     visit("", model)
     return found
@@ -469,9 +560,14 @@ def loose_layers(module: nn.Module) -> list[QuantLayer]:
 
 
 def warn_fallbacks(model: nn.Module) -> None:
-    """Warn, naming each, about the modules that fall back to layer-wise reconstruction."""
+    """Warn, once per class and naming it, about the modules that fall back to layer-wise reconstruction."""
+    by_class: dict[type, list[tuple[str, nn.Module]]] = {}
     for name, module in fallback_containers(model):
-        warnings.warn(f"{name} ({type(module).__name__}) is not a known block type; its "
-                      f"{len(loose_layers(module))} quantized layers are reconstructed one by one. "
-                      "Register the class with mixq_core.quant.register_block to reconstruct it as a block",
-                      stacklevel=3)
+        by_class.setdefault(type(module), []).append((name, module))
+    for kind, modules in by_class.items():
+        names = ", ".join(name for name, _ in modules[:3]) + (", ..." if len(modules) > 3 else "")
+        layers = sum(len(loose_layers(module)) for _, module in modules)
+        warnings.warn(f"{names} ({kind.__name__}) is not a known block type; the {layers} quantized layers of "
+                      f"{len(modules)} such module{'s' if len(modules) > 1 else ''} are reconstructed one by one. "
+                      f"Register the class with mixq_core.quant.register_block({kind.__name__}) to reconstruct it "
+                      "as a block", stacklevel=3)

@@ -49,6 +49,8 @@ class UnitTrace:
     loss_before: float | None = None  # reconstruction loss with rounding to nearest, before training
     loss_after: float | None = None  # the same after hard rounding, on the same calibration inputs
     probe_loss_after: float | None = None
+    soft_share: float | None = None  # free rounding variables still soft (0 < h(α) < 1) before hardening
+    flipped_share: float | None = None  # weights hard-rounded the other way than round-to-nearest
     rec_loss: list[float] = field(default_factory=list)
     round_loss: list[float] = field(default_factory=list)
     grad_norm_rounding: list[float] = field(default_factory=list)
@@ -67,6 +69,7 @@ class QuantTrace:
     """Everything :func:`mixq_core.quant.quantize` records: the config, timings and one trace per unit."""
 
     config: dict
+    engine: int | None = None  # the reconstruction engine (mixq_core.quant.ENGINE_VERSION) that ran
     units: list[UnitTrace] = field(default_factory=list)
     seconds: float = 0.0
     calibration_seconds: float = 0.0

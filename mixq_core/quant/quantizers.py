@@ -11,8 +11,9 @@ Conventions (those of BRECQ and QDrop):
   ``s = max|x| / ((2^b - 1) / 2)``);
 - weights per output channel (axis 0), activations per tensor;
 - the rounding inside a fake-quantizer passes gradients straight through (STE), so
-  a learnable activation step ``s`` gets LSQ's gradient (without LSQ's gradient scale,
-  as in QDrop's implementation).
+  a learnable activation step ``s`` gets LSQ's gradient, multiplied by LSQ's gradient scale
+  ``1 / sqrt(numel(x) · qmax)`` as QDrop's ``LSQFakeQuantize`` does (``use_grad_scaling=True``);
+  :attr:`UniformQuantizer.grad_scale` = False leaves the gradient unscaled (engine 1).
 """
 
 from __future__ import annotations
@@ -233,6 +234,7 @@ class UniformQuantizer(nn.Module):
         self.calibrating = False
         self.drop_prob = 0.0
         self.compile = False  # fuse the element-wise work with torch.compile (set during reconstruction)
+        self.grad_scale = True  # LSQ's gradient scale on a learnable step (QDrop's LSQFakeQuantize)
 
     def set_bits(self, bits: int) -> None:
         """Change the grid width (before initialisation: the range is found for the new grid)."""
@@ -265,12 +267,21 @@ class UniformQuantizer(nn.Module):
             return x
         # QDrop's keep-mask is drawn eagerly: compiled random number generation is slower on CPU.
         keep = keep_mask(x, self.drop_prob) if self.drop_prob > 0 else None
-        return activation_quantize(x, self.step, self.zero_point, self.qmin, self.qmax, keep, compile=self.compile)
+        step = self.step
+        if self.grad_scale and step.requires_grad and torch.is_grad_enabled():
+            step = lsq_scaled_step(step, 1.0 / math.sqrt(x.numel() * self.qmax))
+        return activation_quantize(x, step, self.zero_point, self.qmin, self.qmax, keep, compile=self.compile)
 
     def extra_repr(self) -> str:
         scheme = "symmetric" if self.symmetric else "asymmetric"
         granularity = "per-channel" if self.per_channel else "per-tensor"
         return f"bits={self.bits}, {scheme}, {granularity}, init={self.init}, learn_step={self.learn_step}"
+
+
+def lsq_scaled_step(step: torch.Tensor, factor: float) -> torch.Tensor:
+    """``step`` in the forward pass (exactly), with its gradient multiplied by ``factor`` (LSQ's gradient scale)."""
+    detached = step.detach()
+    return detached + (step - detached) * factor
 
 
 # ----------------------------------------------------------------------------- AdaRound
@@ -396,6 +407,7 @@ class AdaRound(nn.Module):
         self.register_buffer("step", step.clone())
         self.register_buffer("base", torch.where(free, floor, torch.maximum(torch.minimum(floor, high), low)))
         self.register_buffer("free", free.to(rows.dtype))
+        self.register_buffer("nearest_up", free & (scaled - floor >= 0.5))  # round-to-nearest's choice
         remainder = (scaled - floor).clamp(1e-4, 1 - 1e-4)
         # Inverse of the rectified sigmoid at the remainder: h(α) = w/s - floor(w/s).
         self.alpha = nn.Parameter(-torch.log((ZETA - GAMMA) / (remainder - GAMMA) - 1))
@@ -431,6 +443,16 @@ class AdaRound(nn.Module):
                                               float(reg_weight), with_regularizer, compile=self.compile)
         self.alpha.grad = grad
         return rec_sq_norm, value
+
+    @torch.no_grad()
+    def rounding_counts(self) -> dict[str, int]:
+        """How far rounding got: ``free`` rounding variables, how many are still ``soft`` (0 < h(α) < 1),
+        how many weights hard rounding sends the other way than round-to-nearest (``flipped``), of ``weights``."""
+        free = self.free.bool()
+        h = rectified_sigmoid(self.alpha)
+        return {"weights": self.free.numel(), "free": int(free.sum()),
+                "soft": int((free & (h > 0) & (h < 1)).sum()),
+                "flipped": int((free & ((self.alpha >= 0) != self.nearest_up)).sum())}
 
     def harden(self) -> None:
         """Switch to hard rounding: each weight rounds up where ``α ≥ 0``, down elsewhere."""

@@ -25,7 +25,19 @@ implementation of BRECQ), so the methods differ in one thing only.
 
 Loss: ``rec = mean over batch and positions of Σ_features (out - target)²`` (BRECQ/QDrop's
 ``lp_loss`` with p = 2) + ``round_weight · Σ (1 - |2h - 1|^β)``, β annealed 20 → 2 after a 20 %
-warm-up without the rounding term. The target is the float model's output for the same image.
+warm-up without the rounding term. The target is the float model's output for the same image; a
+layer's output includes the activation function that follows it (see :mod:`.modules`).
+
+Engine versions (:data:`ENGINE_VERSION`; every result record states the one that made it):
+
+1. the first engine: standalone layers fitted before their activation, activation ranges found on the
+   fake-quantized model, the activation step's gradient without LSQ's scale.
+2. faithful to the official QDrop code (github.com/wimh966/QDrop, ``qdrop/solver``): the activation joins
+   the layer before it (``quantize_model``), ranges are found on the float model
+   (``enable_calibration_woquantization``), LSQ's gradient scale (``LSQFakeQuantize``), and a per-model
+   rounding weight (its ``exp/w2a4/*/config.yaml``: 0.01 for ResNet, 0.1 for MobileNetV2). The three
+   behaviours are :class:`QuantConfig` options; engine 1 is ``fuse_activation=False,
+   act_calibration="quantized", lsq_grad_scale=False``.
 """
 
 from __future__ import annotations
@@ -58,6 +70,10 @@ from .modules import (
 )
 from .probes import QuantTrace, ReconstructionError, StepRecorder, UnitTrace, grad_norm
 from .quantizers import RANGE_INITS, AdaRound, BetaSchedule, check_bits, keep_mask
+
+ENGINE_VERSION = 2  # what the reconstruction computes; bumped whenever a fixed config's result may change
+
+ACT_CALIBRATIONS = ("float", "quantized")
 
 # ----------------------------------------------------------------------------- methods
 
@@ -99,13 +115,19 @@ class QuantConfig:
         batch_size: calibration images per step (32).
         lr_act: Adam learning rate of the activation steps (4e-5).
         lr_round: Adam learning rate of AdaRound's α (1e-3, Adam's default as in QDrop).
-        round_weight: weight of the rounding regulariser (0.01).
+        round_weight: weight of the rounding regulariser (0.01: QDrop's ResNet value; its MobileNetV2
+            config uses 0.1, which profiles set per model).
         drop_prob: QDrop's probability of keeping an activation in float (0.5).
         warmup, beta_start, beta_end: AdaRound's β schedule (0.2, 20, 2).
         first_last_8bit: 8-bit weights for the first layer, 8-bit weights and input for the last.
         w_symmetric, a_symmetric: symmetric grids (default: asymmetric, as QDrop).
         weight_init, act_init: range initialisers (``mse``, ``minmax``, ``percentile``).
         act_init_images: calibration images used to initialise the activation quantizers (256).
+        act_calibration: ``float`` (QDrop: ranges found on the float model, all fake quantization off) or
+            ``quantized`` (engine 1: on the fake-quantized model, each quantizer quantizing once set).
+        lsq_grad_scale: multiply the activation steps' gradient by LSQ's ``1/sqrt(numel · qmax)`` (QDrop).
+        fuse_activation: a layer's output includes the activation that follows it, so standalone layers
+            are fitted after it (QDrop); False fits them before it (engine 1).
         seed: seeds batch order, drop masks and everything random in the run.
         probe_every: steps between two held-out probes when a probe loader is given (0: never).
         check_every: steps between two NaN/inf checks of the losses (each costs a host sync).
@@ -132,6 +154,9 @@ class QuantConfig:
     weight_init: str = "mse"
     act_init: str = "mse"
     act_init_images: int = 256
+    act_calibration: str = "float"
+    lsq_grad_scale: bool = True
+    fuse_activation: bool = True
     seed: int = 0
     probe_every: int = 100
     check_every: int = 100
@@ -144,6 +169,8 @@ class QuantConfig:
         check_bits(self.a_bits, "a_bits")
         if self.method not in METHODS:
             raise unknown_name("quantization method", self.method, METHODS)
+        if self.act_calibration not in ACT_CALIBRATIONS:
+            raise unknown_name("act_calibration", self.act_calibration, ACT_CALIBRATIONS)
         for name in ("weight_init", "act_init"):
             if getattr(self, name) not in RANGE_INITS:
                 raise unknown_name(f"{name} range initialisation", getattr(self, name), RANGE_INITS)
@@ -308,6 +335,16 @@ class UnitReconstruction:
         results = [layer.rounding.backward_(beta, self.config.round_weight) for layer in self.layers]
         return sum(r[0] for r in results), sum(r[1] for r in results)
 
+    def record_rounding(self, trace: UnitTrace) -> None:
+        """Before hardening: the share of free rounding variables still soft, and of weights that hard rounding
+        sends the other way than round-to-nearest (see :meth:`AdaRound.rounding_counts`)."""
+        counts = [layer.rounding.rounding_counts() for layer in self.layers if layer.rounding is not None]
+        if not counts:
+            return
+        total = {key: sum(c[key] for c in counts) for key in counts[0]}
+        trace.soft_share = total["soft"] / total["free"] if total["free"] else 0.0
+        trace.flipped_share = total["flipped"] / total["weights"] if total["weights"] else 0.0
+
     def finish(self) -> None:
         """Hard rounding, frozen weights, fixed steps, no drop."""
         for quantizer in self.quantizers:
@@ -397,6 +434,7 @@ def reconstruct_unit(unit: Unit, data: UnitData, config: QuantConfig, recipe: Re
     trace.seconds = time.perf_counter() - start_time
     trace.iters_per_second = config.iters / trace.seconds if trace.seconds > 0 else 0.0
     recorder.finish(config.iters)
+    state.record_rounding(trace)
     state.finish()
     trace.loss_after = _finite_or_raise(state.evaluate(data), unit, "final loss")
     if probe is not None:
@@ -442,11 +480,13 @@ def prepare(model: nn.Module, config: QuantConfig, images: torch.Tensor) -> nn.M
     fold_batchnorm(qmodel)
     check_same_output(model.eval(), qmodel, images[: min(len(images), 64)])
     wrap_model(qmodel, example, config.w_bits, config.a_bits, config.w_symmetric, config.a_symmetric,
-               config.weight_init, config.act_init, config.first_last_8bit)
+               config.weight_init, config.act_init, config.first_last_8bit, config.fuse_activation)
     for parameter in qmodel.parameters():
         parameter.requires_grad_(False)
+    for quantizer in activation_quantizers(qmodel):
+        quantizer.grad_scale = config.lsq_grad_scale
     calibrate_weights(qmodel)
-    calibrate_activations(qmodel, images[: config.act_init_images])
+    calibrate_activations(qmodel, images[: config.act_init_images], on_float=config.act_calibration == "float")
     return qmodel
 
 
@@ -470,7 +510,7 @@ def quantize(model: nn.Module, config: QuantConfig, calib_loader: Iterable,
     images = collect_images(calib_loader, device)
     probe_images = collect_images(probe_loader, device) if probe_loader is not None else None
     recipe = METHODS[config.method]
-    trace = QuantTrace(config=config.to_dict(), n_calib=len(images),
+    trace = QuantTrace(config=config.to_dict(), engine=ENGINE_VERSION, n_calib=len(images),
                        n_probe=0 if probe_images is None else len(probe_images))
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
