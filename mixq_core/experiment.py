@@ -420,6 +420,19 @@ def compact_trace(trace) -> list[dict]:
 # ----------------------------------------------------------------------------- run
 
 
+def quant_config(config: ExperimentConfig):
+    """The :class:`~mixq_core.quant.QuantConfig` that :func:`run` quantizes ``config`` with (its profile's settings)."""
+    from .quant import QuantConfig
+
+    config = config.resolved()
+    profile = load_profile(config.profile)
+    weight = profile_round_weight(profile, config.model)
+    return QuantConfig(w_bits=config.w_bits, a_bits=config.a_bits, method=config.method, iters=config.iters,
+                       seed=config.seed, probe_every=max(1, config.iters // 10),
+                       compile=profile.get("quant_compile", True), first_last_8bit=profile.get("first_last_8bit", True),
+                       **({"round_weight": weight} if weight is not None else {}))
+
+
 def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
         pipe=None, imagenet_val: str | os.PathLike | None = None, imagenet_train: str | os.PathLike | None = None,
         device: str | torch.device | None = None) -> dict:
@@ -430,7 +443,7 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     :func:`real_data_root`). ``device``: where synthesis, quantization and evaluation run.
     """
     from .analysis import diversity_metrics
-    from .quant import ENGINE_VERSION, QuantConfig, quantize
+    from .quant import ENGINE_VERSION, quantize
 
     resolved = config.resolved()
     identity = resolved.identity()
@@ -457,14 +470,9 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     start = time.time()
     diversity = diversity_metrics(model, calib)
     timings["diversity_seconds"] = round(time.time() - start, 1)
-    quant_config = QuantConfig(w_bits=resolved.w_bits, a_bits=resolved.a_bits, method=resolved.method,
-                               iters=resolved.iters, seed=resolved.seed, probe_every=max(1, resolved.iters // 10),
-                               compile=profile.get("quant_compile", True),
-                               first_last_8bit=profile.get("first_last_8bit", True),
-                               **({"round_weight": weight} if (weight := profile_round_weight(profile, resolved.model))
-                                  is not None else {}))
+    quant_settings = quant_config(resolved)
     probes = probe_data(profile, resolved.seed, model, resolved.n_calib, imagenet_train)
-    qmodel, trace = quantize(model, quant_config, make_loader(calib, batch_size=256),
+    qmodel, trace = quantize(model, quant_settings, make_loader(calib, batch_size=256),
                              make_loader(probes, batch_size=256) if probes is not None else None)
     timings["quantize_seconds"] = round(trace.seconds, 1)
     start = time.time()
@@ -473,7 +481,7 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     result = {
         "profile": resolved.profile, "config": resolved.to_dict(), "fp_top1": fp["top1"], "top1": metrics["top1"],
         "drop": round(fp["top1"] - metrics["top1"], 2), "n_eval": metrics["n_images"], "n_calib": len(calib),
-        "set_folder": made.get("set_folder"), "diversity": diversity, "quant_config": quant_config.to_dict(),
+        "set_folder": made.get("set_folder"), "diversity": diversity, "quant_config": quant_settings.to_dict(),
         "units": compact_trace(trace), "seconds": timings, "device": _device_name(device), "engine": trace.engine,
         "weights_sha256": shipped_weights(profile, resolved),
     }

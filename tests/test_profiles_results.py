@@ -169,7 +169,8 @@ def test_unknown_notebook_names_the_available_ones(tmp_path, monkeypatch):
 
 
 REPO = Path(__file__).resolve().parents[1]
-PUBLISHED_PROFILES = ("mini-full", "mini-gap", "mini-polysemy", "mini-gap-polysemy")  # committed under results/ptq
+PUBLISHED_PROFILES = ("mini-full", "mini-gap", "mini-polysemy", "mini-gap-polysemy", "mini-short",
+                      "mini-long")  # committed under results/ptq
 
 
 @pytest.mark.parametrize("name", PUBLISHED_PROFILES)
@@ -187,3 +188,5 @@ def test_committed_records_belong_to_their_profiles_experiments(name):
         assert record["config_hash"] in expected, f"{path} is no experiment of profile {name}"
         assert record["provenance"]["git_commit"] and record["metrics"]["config"]["profile"] == name
         assert not (stale := experiment.stale_weights(record)), f"{path} was made with other weights: {stale}; rerun it"
+        # Each table comes from one engine: the one its profile states.
+        assert experiment.record_engine(record) == experiment.profile_engine(load_profile(name)), path
