@@ -27,11 +27,19 @@ from .experiment import (
 )
 from .profiles import load_profile
 from .results import RESULTS_DIR, load_records
+from .sources import SOURCES, source_names
 
-SOURCE_ORDER = ("real", "noise", "single", "genq", "mixup", "mixup-embed")
-MIXED_SOURCES = ("mixup", "mixup-embed")  # the sources whose prompts name k ≥ 2 classes
-SOURCE_LABELS = {"real": "real (upper bound)", "noise": "Gaussian noise (lower bound)", "single": "single-class",
-                 "genq": "GenQ (single + energy filter)", "mixup": "mixup-class", "mixup-embed": "mixup (embedding)"}
+SOURCE_ORDER = source_names()  # the registry's order (mixq_core.sources): the order of every table
+MIXED_SOURCES = tuple(name for name, s in SOURCES.items() if s.mixes_classes)  # prompts name k ≥ 2 classes
+SOURCE_LABELS = {name: source.label for name, source in SOURCES.items()}
+
+
+def source_palette() -> dict[str, tuple]:
+    """One colour per source *label*, the same in every chapter (seaborn's tab10 in registry order)."""
+    import seaborn as sns
+
+    colours = sns.color_palette("tab10", len(SOURCE_ORDER))
+    return {SOURCE_LABELS[name]: colour for name, colour in zip(SOURCE_ORDER, colours, strict=True)}
 
 
 def ptq_records(profile: str, results_dir: str | os.PathLike | None = None) -> list[dict]:
@@ -320,6 +328,125 @@ def world_conclusion(summary) -> str:
                  f"({shifts[best]:+.2f} pt); over all worlds they win beyond the seed spread in "
                  f"{int(summary['better'].sum())} and lose beyond it in {int(summary['worse'].sum())} of "
                  f"{int(summary['cells'].sum())} cells.")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the paper's regime (chapter 11)
+
+
+def regimes_frame(records_by_regime: dict[str, list[dict]]):
+    """:func:`records_frame` of each regime's records (``{"short": [...], "long": [...]}``), with a ``regime``
+    column in the given order."""
+    import pandas as pd
+
+    frames = [records_frame(records).assign(regime=regime) for regime, records in records_by_regime.items()
+              if records]
+    if not frames:
+        return records_frame([]).assign(regime=[])
+    frame = pd.concat(frames, ignore_index=True)
+    frame["regime"] = pd.Categorical(frame["regime"], categories=list(records_by_regime), ordered=True)
+    return frame
+
+
+def missing_experiments(profile: str, sections: Sequence[str] = GRID_SECTIONS,
+                        results_dir: str | os.PathLike | None = None) -> list[str]:
+    """Readable names of the profile's grid experiments that have no record yet."""
+    from .executor import experiment_label
+
+    results_dir = RESULTS_DIR if results_dir is None else results_dir
+    configs = grid_section_configs(profile, tuple(sections))
+    return [experiment_label(c) for c in configs if stored_record(c, results_dir) is None]
+
+
+def rounding_summary(records: list[dict]):
+    """One row per record: the engine, schedule, and over its reconstructed units the mean share of rounding
+    variables still soft before hardening and of weights rounded away from nearest (NaN for records made
+    before these diagnostics existed)."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        metrics = record["metrics"]
+        config = metrics["config"]
+        soft = [u["soft_share"] for u in metrics["units"] if u.get("soft_share") is not None]
+        flipped = [u["flipped_share"] for u in metrics["units"] if u.get("flipped_share") is not None]
+        rows.append({"profile": metrics["profile"], "model": config["model"],
+                     "bits": f"W{config['w_bits']}A{config['a_bits']}", "data": config["data"],
+                     "seed": config["seed"], "n_calib": metrics["n_calib"], "iters": config["iters"],
+                     "engine": metrics.get("engine", 1), "top1": metrics["top1"],
+                     "soft_share": sum(soft) / len(soft) if soft else float("nan"),
+                     "flipped_share": sum(flipped) / len(flipped) if flipped else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def source_ranks(table, by=("model", "bits")):
+    """A :func:`summary_table` with ``rank``: 1 for the source with the highest mean top-1 in its group."""
+    ranked = table.copy()
+    ranked["rank"] = ranked.groupby(list(by), sort=False)["top1_mean"].rank(ascending=False, method="min")
+    return ranked
+
+
+def regime_comparison(short_table, long_table, by=("model", "bits")):
+    """Short and long schedule side by side, one row per group and source: mean ± std and rank in each,
+    for the groups and sources both regimes have."""
+    import pandas as pd
+
+    keys = [*by, "data"]
+    short, long = source_ranks(short_table, by), source_ranks(long_table, by)
+    both = pd.merge(short[[*keys, "top1_mean", "top1_std", "rank"]], long[[*keys, "top1_mean", "top1_std", "rank"]],
+                    on=keys, suffixes=(" short", " long"))
+    if both.empty:
+        return both
+    # Ranks among the sources both regimes have, so a source run in one regime only does not shift them.
+    for regime in ("short", "long"):
+        both[f"rank {regime}"] = both.groupby(list(by), sort=False)[f"top1_mean {regime}"].rank(
+            ascending=False, method="min").astype(int)
+        both[f"top-1 {regime}"] = [mean_std(m, sd) for m, sd in zip(both[f"top1_mean {regime}"],
+                                                                     both[f"top1_std {regime}"], strict=True)]
+    both["long − short"] = (both["top1_mean long"] - both["top1_mean short"]).round(2)
+    return both[[*keys, "top-1 short", "rank short", "top-1 long", "rank long", "long − short"]]
+
+
+def ranking_changes(comparison, by=("model", "bits")) -> list[str]:
+    """Per group of a :func:`regime_comparison`: the order of sources in each regime, in one sentence."""
+    lines = []
+    for key, group in comparison.groupby(list(by), sort=False):
+        name = " ".join(key) if isinstance(key, tuple) else str(key)
+        short = " > ".join(group.sort_values("rank short")["data"])
+        long = " > ".join(group.sort_values("rank long")["data"])
+        same = "the same order" if short == long else "a different order"
+        lines.append(f"{name}: short {short}; long {long} ({same})")
+    return lines
+
+
+def regime_conclusion(long_table, versus: dict[str, object], comparison, rounding) -> str:
+    """The chapter's plain conclusion, computed: for each comparison in ``versus`` (``{"single": table of
+    compare_sources(long, "mixup", "single"), ...}``) the verdicts in the long schedule, whether the ranking
+    of sources changed from the short schedule, and how much rounding the long schedule hardened."""
+    if long_table.empty:
+        return "No long-schedule record exists yet, so there is nothing to conclude."
+    lines = []
+    for other, table in versus.items():
+        if table.empty:
+            lines.append(f"- **mixup − {other}**: no cell has both sources yet.")
+            continue
+        column = table.columns[len(table.columns) - 3]
+        cells = []
+        for _, row in table.iterrows():
+            cells.append(f"{row['model']} {row['bits']} {row[column]:+.2f} pt ({row['verdict']})")
+        lines.append(f"- **mixup-class − {SOURCE_LABELS.get(other, other)}** in the long schedule: "
+                     + "; ".join(cells) + ".")
+    if not comparison.empty:
+        changed = [line for line in ranking_changes(comparison) if "different order" in line]
+        lines.append(f"- **Ranking of sources, short against long**: {len(changed)} of "
+                     f"{comparison.groupby(['model', 'bits']).ngroups} settings change order"
+                     + (f" ({'; '.join(changed)})" if changed else "") + ".")
+    if not rounding.empty:
+        by_profile = rounding.groupby("iters")[["soft_share", "flipped_share"]].mean()
+        parts = [f"{int(iters)} steps: {100 * row['soft_share']:.1f} % of rounding variables still soft before "
+                 f"hardening, {100 * row['flipped_share']:.2f} % of weights rounded away from nearest"
+                 for iters, row in by_profile.iterrows()]
+        lines.append("- **How much reconstruction happened** (mean over runs and units): " + "; ".join(parts) + ".")
     return "\n".join(lines)
 
 

@@ -75,11 +75,11 @@ def source_label(name: str) -> str:
     return SOURCES[name].label if name in SOURCES else name
 
 
-register_source(CalibrationSource("real", "real data"))
-register_source(CalibrationSource("noise", "Gaussian noise"))
-register_source(CalibrationSource("single", "single-class prompts", prompts="single"))
+register_source(CalibrationSource("real", "real (upper bound)"))
+register_source(CalibrationSource("noise", "Gaussian noise (lower bound)"))
+register_source(CalibrationSource("single", "single-class", prompts="single"))
 register_source(CalibrationSource("genq", "GenQ (single + energy filter)", prompts="genq"))
-register_source(CalibrationSource("mixup", "mixup-class prompts", prompts="mixup"))
-register_source(CalibrationSource("mixup-embed", "mixup-class embeddings", prompts="mixup-embed"))
+register_source(CalibrationSource("mixup", "mixup-class", prompts="mixup"))
+register_source(CalibrationSource("mixup-embed", "mixup (embedding)", prompts="mixup-embed"))
 register_source(CalibrationSource("single-mixup", "single + image Mixup", prompts="single", image_mixing="mixup"))
 register_source(CalibrationSource("single-cutmix", "single + image CutMix", prompts="single", image_mixing="cutmix"))

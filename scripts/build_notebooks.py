@@ -490,6 +490,10 @@ The mini track's published grid (three seeds) next to the public ImageNet number
 (`mixq_core/reference/imagenet_ptq_reference.csv`, each row with its source). The two are not the same
 experiment — 32×32 Fashion-MNIST and models trained here against ImageNet and pretrained models — so
 compare *drops from full precision* and *orderings of data sources*, not absolute accuracies.
+
+These tables come from the short schedule of the published grid (256 images, 200 steps per block,
+reconstruction engine 1). Chapter [11](11_long_regime) asks the same question in the paper's regime
+(1024 images, thousands of steps per block) and compares the two.
 """, '''
 profile = "mini"   # papermill parameter: its tables_from profile is shown
 ''') + [
@@ -535,6 +539,190 @@ pd.concat([reference[columns], mini[columns]], ignore_index=True)
 '''),
 ]
 
+
+NOTEBOOKS["11_long_regime"] = opening("11_long_regime", "The paper's regime: reconstruction that runs", """
+The earlier chapters calibrate on 256 images with 200 reconstruction steps per block. In that regime
+AdaRound hardly moves: when its rounding is hardened almost every rounding variable is still soft and
+about 1 % of the weights end up rounded differently from round-to-nearest, so those tables mostly compare
+how well each calibration set sets the *activation ranges*. The paper works in QDrop's regime: 1024
+images and 20 000 steps per block, where the rounding is really learned and the generalization from
+synthetic to real images can matter.
+
+This chapter reruns the question there, in miniature: 1024 calibration images and 5000 steps per block for
+resnet18 (one convergence cell at the full 20 000), 2000 for mobilenetv2_100 and deit_mini, three seeds,
+the probes on, evaluated on all 10 000 test images. It also adds the paper's kind of baseline against
+prompt-level mixing: the single-class set with image-level **Mixup** or **CutMix** applied to its images
+(`timm.data.Mixup`, α = 0.8 and 1.0 as in the timm/DeiT recipe).
+
+**One engine per table.** Everything here comes from reconstruction engine 2, which follows the official
+QDrop code (the activation function joins the layer before it, activation ranges are found on the float
+model, LSQ's gradient scale, and a rounding-loss weight per model: 0.01 for ResNet, 0.1 for
+MobileNetV2). The short schedule was rerun with engine 2 (profile `mini-short`) so that short and long are
+compared on one engine; the earlier chapters' tables (profile `mini-full`) come from engine 1.
+""", """
+profile = "mini"        # papermill parameter: its `regimes` entry names the short and long profiles
+results_dir = None      # None: $MIXQ_RESULTS or results/
+""") + [
+    code("""
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+
+from mixq_core.experiment import grid_section_configs, run_grid
+from mixq_core.profiles import load_profile
+from mixq_core.report import (
+    SOURCE_LABELS,
+    compare_sources,
+    grid_records,
+    missing_experiments,
+    pivot_sources,
+    provenance_line,
+    regime_comparison,
+    regime_conclusion,
+    regimes_frame,
+    rounding_summary,
+    source_palette,
+    summary_table,
+    unit_traces,
+)
+
+regimes = load_profile(profile)["regimes"]
+profiles = {"short": regimes["short"], "long": regimes["long"]}
+if regimes.get("run"):  # the tiny test profiles run their grids here; mini's come from committed records
+    for name in profiles.values():
+        run_grid(grid_section_configs(name))
+records = {regime: grid_records(name, results_dir=results_dir) for regime, name in profiles.items()}
+frame = regimes_frame(records)
+frame["source"] = frame["data"].map(SOURCE_LABELS)
+palette = source_palette()
+tables = {regime: summary_table(frame[frame["regime"] == regime]) for regime in profiles}
+""", hide=True),
+    md("## What has run"),
+    code("""
+lines = []
+for regime, name in profiles.items():
+    shown = frame[frame["regime"] == regime]
+    missing = missing_experiments(name, results_dir=results_dir)
+    schedule = ", ".join(f"{n} images × {i} steps" for n, i in
+                         shown[["n_calib", "iters"]].drop_duplicates().itertuples(index=False)) or "none yet"
+    lines.append(f"- **{regime}** (profile `{name}`): {len(records[regime])} runs ({schedule}); "
+                 f"{len(missing)} of its experiments have no record yet. {provenance_line(records[regime])}.")
+display(Markdown("\\n".join(lines)))
+missing = missing_experiments(profiles["long"], results_dir=results_dir)
+if missing:
+    display(Markdown("Not run yet in the long schedule: " + "; ".join(missing[:40])
+                     + (f"; and {len(missing) - 40} more." if len(missing) > 40 else ".")))
+""", hide=True),
+    md("""
+## The long schedule
+
+Top-1 on the real test set, mean ± std over seeds. A difference between two sources is *beyond seed
+spread* when it exceeds twice its standard error.
+"""),
+    code("""
+pivot_sources(tables["long"])
+"""),
+    code("""
+versus = {other: compare_sources(tables["long"], "mixup", other)
+          for other in ("single", "genq", "single-mixup", "single-cutmix")}
+pd.concat([table.set_index(["model", "bits"]) for table in versus.values() if not table.empty], axis=1)
+"""),
+    md("""
+## Short against long
+
+The same sources in both schedules, side by side: does their ranking change when reconstruction really
+runs? Points are means over seeds, bars one standard deviation.
+"""),
+    code("""
+shown = frame[frame["data"].isin(set(tables["short"]["data"]) & set(tables["long"]["data"]))]
+if not shown.empty:
+    order = [label for label in palette if label in set(shown["source"])]
+    grid = sns.catplot(data=shown, x="source", y="top1", hue="regime", col="bits", row="model", kind="point",
+                       order=order, errorbar="sd", dodge=0.3, linestyle="none", height=3.2, aspect=1.5,
+                       sharey=False)
+    grid.set_axis_labels("", "top-1 (%)")
+    grid.set_titles("{row_name} {col_name}")
+    for axis in grid.axes.flat:
+        axis.tick_params(axis="x", rotation=35)
+""", hide=True),
+    code("""
+comparison = regime_comparison(tables["short"], tables["long"])
+comparison
+"""),
+    md("""
+## How much reconstruction happened
+
+Before AdaRound's rounding is hardened, a rounding variable that is still *soft* (0 < h(α) < 1) has
+not been decided by the optimisation; hardening rounds it by its sign. The second figure is the share of
+weights that end up rounded differently from round-to-nearest. Both are means over the reconstructed
+units of a run.
+"""),
+    code("""
+rounding = rounding_summary(records["short"] + records["long"])
+if not rounding.empty:
+    rounding["source"] = rounding["data"].map(SOURCE_LABELS)
+    table = rounding.groupby(["model", "bits", "iters"])[["soft_share", "flipped_share"]].mean() * 100
+    display(table.rename(columns={"soft_share": "still soft (%)", "flipped_share": "rounded away from nearest (%)"})
+            .round(2))
+""", hide=True),
+    code("""
+units = [{"regime": regime, "model": r["metrics"]["config"]["model"],
+          "bits": f"W{r['metrics']['config']['w_bits']}A{r['metrics']['config']['a_bits']}", "unit": index,
+          "still soft (%)": 100 * unit["soft_share"], "rounded away from nearest (%)": 100 * unit["flipped_share"]}
+         for regime, rs in records.items() for r in rs for index, unit in enumerate(r["metrics"]["units"])
+         if unit.get("soft_share") is not None]
+if units:
+    per_unit = pd.DataFrame(units).melt(id_vars=["regime", "model", "bits", "unit"], var_name="share",
+                                        value_name="percent")
+    grid = sns.relplot(data=per_unit, x="unit", y="percent", hue="regime", style="bits", col="share",
+                       row="model", kind="line", errorbar="sd", height=3, aspect=1.5,
+                       facet_kws={"sharey": False})
+    grid.set_axis_labels("unit (forward order)", "%")
+    grid.set_titles("{row_name}: {col_name}")
+""", hide=True),
+    md("""
+## The paper's two analyses, along the reconstruction
+
+The paper argues that mixup-class images give (1) smaller, steadier gradients of the reconstruction loss
+and (2) a smaller generalization error: the loss of a block on held-out *real* images minus its loss on
+the calibration images. Here both are traced over the steps of the long schedule, averaged over units
+and seeds (the gradient norm over windows of 25 steps, the generalization error every tenth of the
+schedule).
+"""),
+    code("""
+for field, label, log in (("grad_norm_rounding", "‖∇α rec. loss‖ (mean over units)", True),
+                          ("generalization_error", "held-out real − calibration loss (mean over units)", False)):
+    traces = unit_traces(records["long"], field)
+    if traces.empty:
+        continue
+    traces["source"] = traces["data"].map(SOURCE_LABELS)
+    curves = traces.groupby(["model", "bits", "source", "seed", "step"], as_index=False)[field].mean()
+    grid = sns.relplot(data=curves, x="step", y=field, hue="source", palette=palette, col="bits", row="model",
+                       kind="line", errorbar="sd", height=3, aspect=1.5, facet_kws={"sharey": False})
+    grid.set_axis_labels("step within a unit", label)
+    grid.set_titles("{row_name} {col_name}")
+    if log:
+        grid.set(yscale="log")
+""", hide=True),
+    md("""
+## Prompt-level against image-level mixing
+
+Mixing classes in the prompt (one generated picture shows two items) against mixing single-class
+pictures after generation (Mixup blends two images, CutMix pastes a box of one into another), with the
+same number of images.
+"""),
+    code("""
+rows = [compare_sources(tables[regime], "mixup", other)
+        .rename(columns={f"mixup − {other}": "mixup − other"}).assign(regime=regime, other=SOURCE_LABELS[other])
+        for regime in profiles for other in ("single-mixup", "single-cutmix")]
+rows = [row for row in rows if not row.empty]
+pd.concat(rows).set_index(["regime", "model", "bits", "other"]) if rows else "No cell has both sources yet."
+"""),
+    md("## Conclusion"),
+    code("""
+display(Markdown(regime_conclusion(tables["long"], versus, comparison, rounding_summary(records["long"]))))
+""", hide=True),
+]
 
 NOTEBOOKS["10_worlds"] = opening("10_worlds", "When does mixing classes help?", """
 The paper credits mixup-class prompts with two things single-class prompts lack. **Polysemy:** a class
