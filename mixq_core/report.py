@@ -331,6 +331,75 @@ def world_conclusion(summary) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- figures
+
+
+PANELS_ACROSS = 3  # at most this many panels side by side, so a figure fits the book's column
+
+
+def _panel_grid(n: int, width: float = 3.6, height: float = 3.0):
+    """A figure of ``n`` panels, at most :data:`PANELS_ACROSS` per row; unused panels are hidden."""
+    import matplotlib.pyplot as plt
+
+    columns = min(n, PANELS_ACROSS)
+    rows = math.ceil(n / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
+                                layout="constrained")
+    flat = list(axes.flat)
+    for axis in flat[n:]:
+        axis.set_visible(False)
+    return figure, flat[:n]
+
+
+def plot_sources(table, by=("model", "bits")):
+    """One panel per group of a :func:`summary_table` that has records (panels are matched to groups by key,
+    never by position): each source's mean top-1 with one standard deviation over seeds, and the float
+    model's top-1 as a dashed line. The y axis spans the data, so differences of tenths of a point show."""
+    groups = list(table.groupby(list(by), sort=False))
+    figure, axes = _panel_grid(len(groups))
+    palette = source_palette()
+    for axis, (key, rows) in zip(axes, groups, strict=True):
+        rows = rows.reset_index(drop=True)
+        for index, row in rows.iterrows():
+            label = SOURCE_LABELS.get(row["data"], row["data"])
+            std = 0.0 if math.isnan(row["top1_std"]) else row["top1_std"]
+            axis.errorbar([index], [row["top1_mean"]], yerr=[std], fmt="o", capsize=3,
+                          color=palette.get(label, "black"), label=label)
+        axis.axhline(rows["fp_top1"].iloc[0], color="grey", ls="--", lw=1, label="full precision")
+        axis.set_xticks(range(len(rows)), [SOURCE_LABELS.get(d, d) for d in rows["data"]], rotation=35, ha="right")
+        axis.set_title(" ".join(key) if isinstance(key, tuple) else str(key))
+        axis.set_ylabel("top-1 (%)")
+    return figure
+
+
+def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
+    """``a − b`` for each baseline ``b`` (``{b: compare_sources(table, a, b)}``), one panel per group: the
+    difference of mean top-1 with ±2 standard errors (the seed-spread criterion), and zero as a line."""
+    import pandas as pd
+
+    frames = [table.assign(baseline=b).rename(columns={table.columns[len(by)]: "difference"})
+              for b, table in comparisons.items() if not table.empty]
+    if not frames:
+        return None
+    frame = pd.concat(frames, ignore_index=True)
+    groups = list(frame.groupby(list(by), sort=False))
+    figure, axes = _panel_grid(len(groups), width=3.4)
+    palette = source_palette()
+    for axis, (key, rows) in zip(axes, groups, strict=True):
+        rows = rows.reset_index(drop=True)
+        for index, row in rows.iterrows():
+            label = SOURCE_LABELS.get(row["baseline"], row["baseline"])
+            error = 0.0 if math.isnan(row["standard error"]) else 2 * row["standard error"]
+            axis.errorbar([row["difference"]], [index], xerr=[error], fmt="o", capsize=3,
+                          color=palette.get(label, "black"))
+        axis.axvline(0, color="grey", lw=1)
+        axis.margins(x=0.25, y=0.3)
+        axis.set_yticks(range(len(rows)), [f"− {SOURCE_LABELS.get(b, b)}" for b in rows["baseline"]])
+        axis.set_title(" ".join(key) if isinstance(key, tuple) else str(key))
+        axis.set_xlabel("difference in top-1 (points)")
+    return figure
+
+
 # ----------------------------------------------------------------------------- the paper's regime (chapter 11)
 
 

@@ -268,16 +268,16 @@ Two tables: first the profile this notebook ran with (recomputed now), then the 
 PTQ_CELLS = [
     code('''
 import pandas as pd
-import seaborn as sns
 from IPython.display import Markdown, display
 
 from mixq_core.experiment import grid_configs, run_grid
 from mixq_core.profiles import load_profile
 from mixq_core.report import (
-    SOURCE_LABELS,
     compare_sources,
     grid_records,
     pivot_sources,
+    plot_differences,
+    plot_sources,
     provenance_line,
     records_frame,
     summary_table,
@@ -317,15 +317,13 @@ pd.concat([compare_sources(table, "mixup", "single").set_index(["model", "bits"]
            compare_sources(table, "mixup", "genq").set_index(["model", "bits"])], axis=1)
 '''),
     code('''
-shown = table.assign(source=table["data"].map(SOURCE_LABELS))
-grid = sns.catplot(data=shown, x="source", y="top1_mean", col="bits", row="model", kind="bar", sharey=False,
-                   height=3, aspect=2.2, color="tab:blue")
-# One facet per (model, bits) present; facets of combinations not run stay empty.
-for ax, (_, rows) in zip(grid.axes.flat, shown.groupby(["model", "bits"], sort=False), strict=False):
-    ax.errorbar(range(len(rows)), rows["top1_mean"], yerr=rows["top1_std"].fillna(0), fmt="none", color="black")
-    ax.axhline(rows["fp_top1"].iloc[0], color="tab:green", ls="--", lw=1)
-    ax.tick_params(axis="x", rotation=30)
-grid.set_axis_labels("", "top-1 (%)");
+figure = plot_sources(table)
+figure.suptitle("Top-1 per calibration source, mean ± std over seeds (dashed: full precision)");
+''', hide=True),
+    md("Mixup-class prompts minus each single-class baseline, with ±2 standard errors over seeds: a bar that "
+       "crosses zero is within the seed spread."),
+    code('''
+figure = plot_differences({baseline: compare_sources(table, "mixup", baseline) for baseline in ("single", "genq")})
 ''', hide=True),
 ]
 
@@ -576,6 +574,7 @@ from mixq_core.report import (
     grid_records,
     missing_experiments,
     pivot_sources,
+    plot_differences,
     provenance_line,
     regime_comparison,
     regime_conclusion,
@@ -627,6 +626,10 @@ versus = {other: compare_sources(tables["long"], "mixup", other)
           for other in ("single", "genq", "single-mixup", "single-cutmix")}
 pd.concat([table.set_index(["model", "bits"]) for table in versus.values() if not table.empty], axis=1)
 """),
+    md("Mixup-class prompts minus each baseline in the long schedule, ±2 standard errors over seeds."),
+    code("""
+figure = plot_differences(versus)
+""", hide=True),
     md("""
 ## Short against long
 
