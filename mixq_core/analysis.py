@@ -139,7 +139,7 @@ def score_synthetic(model: nn.Module, folder: str | os.PathLike, topk: int = 2,
     Args:
         model: a classifier over the set's vocabulary (class ids as in the manifest).
         folder: a set written by ``mixq synthesize`` (``manifest.jsonl`` + ``images/``).
-        topk: how many top predictions count for the multi-class scores.
+        topk: how many top predictions count for the multi-class scores (1 to the model's classes).
         transform: PIL image → model input; default: the ``mini`` track's transform.
 
     Returns ``top1`` (% of images whose top-1 is the first prompted class, i.e. the label),
@@ -147,12 +147,16 @@ def score_synthetic(model: nn.Module, folder: str | os.PathLike, topk: int = 2,
     than ``topk`` classes), ``any_in_topk`` (% whose top-``topk`` holds at least one), ``topk``
     and ``n_images``.
     """
+    head = _classifier_layer(model)
+    num_classes = getattr(head, "out_features", None) or getattr(head, "out_channels", None) or model.num_classes
+    if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= num_classes:
+        raise ConfigError(f"topk must be an integer from 1 to {num_classes} (the model's classes), got {topk!r}")
     entries = read_manifest(folder)
     if not entries:
         raise DatasetLayoutError(f"{folder} has an empty manifest")
-    dataset = manifest_dataset(folder, entries, transform or mini_image_transform)
+    dataset = manifest_dataset(folder, entries, transform or mini_image_transform, num_classes)
     logits, _ = logits_and_features(model, _loader(dataset, batch_size), desc="score")
-    top = logits.topk(min(topk, logits.shape[1]), dim=1).indices.tolist()
+    top = logits.topk(topk, dim=1).indices.tolist()
     first = sum(int(entry["classes"][0]) == row[0] for entry, row in zip(entries, top, strict=True))
     every = sum(set(entry["classes"]) <= set(row) for entry, row in zip(entries, top, strict=True))
     some = sum(bool(set(entry["classes"]) & set(row)) for entry, row in zip(entries, top, strict=True))

@@ -1,20 +1,52 @@
-"""The ``mixq`` command line: one sub-command per verb, errors printed without traceback."""
+"""The ``mixq`` command line: one sub-command per verb, errors printed without traceback.
+
+Every number an option takes is checked by argparse against its range (shown in ``--help``); paths that a
+command writes are checked before its work starts; any error on bad input, and Ctrl-C, end the command
+with one line on stderr (exit status 2, or 130 for Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import shlex
 import sys
 from pathlib import Path
 
-from .errors import MixQError
+from .errors import ConfigError, MixQError, did_you_mean
+from .validate import (
+    BITS,
+    GUIDANCE,
+    RESOLUTION,
+    SEED,
+    SET_SIZE,
+    STEPS,
+    Bounds,
+    check_output_dir,
+    check_output_file,
+    resolve_device,
+)
+
+DESCRIPTION = ("MixQ: data-free post-training quantization calibrated on images that a text-to-image model "
+               "generates from mixup-class prompts. Each command prints one JSON line; bad input prints one "
+               "error line and exits with status 2.")
+# Ranges of the options below that are not settings of a profile (those are in mixq_core.validate).
+ITERS = Bounds(0, 1_000_000)
+COUNT = Bounds(1, None)
+BATCH = Bounds(1, 4096)
+SHARE = Bounds(0, 1, integer=False)
+EPOCHS = Bounds(1, 1000)
+TRAIN_STEPS = Bounds(1, 10_000_000)
+TRAIN_IMAGES = Bounds(1, 60_000)  # Fashion-MNIST's training split
+# Operating-system errors that bad input or a full machine cause, reported as one line instead of a traceback.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 def _cmd_train_mini(args) -> dict:
     from .models import ASSETS_DIR, record_asset, train_mini
 
-    out = Path(args.out) if args.out else ASSETS_DIR / f"{args.model}.safetensors"
+    out = check_output_file(Path(args.out) if args.out else ASSETS_DIR / f"{args.model}.safetensors", "--out")
     summary = train_mini(args.model, out, seed=args.seed, epochs=args.epochs, limit=args.limit, compile=args.compile)
     if args.out is None:  # only the shipped location is recorded in the shipped manifest
         command = "mixq train-mini " + " ".join(shlex.quote(a) for a in args.argv)
@@ -29,8 +61,8 @@ def _cmd_train_mini_generator(args) -> dict:
     recipe = GeneratorRecipe(**{k: v for k, v in (("vae_steps", args.vae_steps), ("unet_steps", args.unet_steps),
                                                   ("pair_share", args.pair_share), ("world", args.world),
                                                   ("polysemy_share", args.polysemy_share)) if v is not None})
-    out = Path(args.out) if args.out else generator_dir(recipe.world)
-    work = Path(args.work) if args.work else out.with_name(f".{out.name}.training")
+    out = check_output_dir(Path(args.out) if args.out else generator_dir(recipe.world), "--out")
+    work = check_output_dir(Path(args.work) if args.work else out.with_name(f".{out.name}.training"), "--work")
     summary = train_generator(out, work, seed=args.seed, recipe=recipe, limit=args.limit, vae_from=args.vae_from)
     if args.out is None:  # only the shipped location is recorded in the shipped manifest
         command = "mixq train-mini-generator " + " ".join(shlex.quote(a) for a in args.argv)
@@ -40,21 +72,35 @@ def _cmd_train_mini_generator(args) -> dict:
     return {"out": str(out), **summary}
 
 
+def _only(configs: list, field: str, wanted: list | None, where: str) -> list:
+    """The configs whose ``field`` is one of ``wanted`` (all when None); a wanted value that no config has
+    is an error, so a typo never selects nothing."""
+    if wanted is None:
+        return configs
+    have = sorted({getattr(c, field) for c in configs}, key=str)
+    missing = [value for value in wanted if value not in have]
+    if missing:
+        raise ConfigError(f"{where} has no experiment with {field} {missing[0]!r}; its {field}s: "
+                          f"{', '.join(map(str, have)) or 'none'}{did_you_mean(missing[0], map(str, have))}")
+    return [c for c in configs if getattr(c, field) in wanted]
+
+
 def _cmd_grid(args) -> dict:
+    from . import results
     from .experiment import ablation_configs, grid_configs, run_grid
 
+    device = resolve_device(args.device)
     if args.section == "ablations":
         configs = [c for group in ablation_configs(args.profile).values() for c in group]
     else:
         configs = grid_configs(args.profile, args.section)
-    if args.models:
-        configs = [c for c in configs if c.model in args.models]
-    if args.seeds:
-        configs = [c for c in configs if c.seed in args.seeds]
+    where = f"section {args.section!r} of profile {args.profile!r}"
+    configs = _only(_only(configs, "model", args.models, where), "seed", args.seeds, where)
     configs = list(dict.fromkeys(configs))  # ablation factors share their centre cell
     if args.by_seed:  # shortest schedule first, and in it every cell's seed 0 before any seed 1
         configs = sorted(configs, key=lambda c: (c.resolved().iters, c.seed))
-    records = run_grid(configs, force=args.force, device=args.device, share=args.share,
+    check_output_dir(results.RESULTS_DIR, "results folder ($MIXQ_RESULTS)")
+    records = run_grid(configs, force=args.force, device=device, share=args.share,
                        imagenet_val=args.imagenet_val, imagenet_train=args.imagenet_train)
     return {"profile": args.profile, "section": args.section, "experiments": len(records),
             "results": [{**{k: r["metrics"]["config"][k] for k in ("model", "w_bits", "a_bits", "data", "seed")},
@@ -64,6 +110,7 @@ def _cmd_grid(args) -> dict:
 def _cmd_evaluate(args) -> dict:
     from .experiment import fp_top1
 
+    device = resolve_device(args.device)
     if args.data:  # a synthetic set: agreement with the prompted classes
         from .analysis import score_synthetic
         from .models import load_model
@@ -73,62 +120,80 @@ def _cmd_evaluate(args) -> dict:
         return {"model": args.model, "profile": args.profile, "data": args.data,
                 **score_synthetic(model, args.data, topk=args.topk)}
     return fp_top1(args.profile, args.model, limit=args.limit, seed=args.seed, data_root=args.imagenet_val,
-                   device=args.device)
+                   device=device)
 
 
 def _cmd_reproduce(args) -> dict:
+    from . import results
     from .reproduce import reproduce
 
     ray_options = {k: v for k, v in (("address", args.address), ("shards", args.shards),
                                      ("cpus_per_task", args.cpus_per_task)) if v is not None}
     if ray_options and args.executor != "ray":
-        from .errors import ConfigError
-
         raise ConfigError(f"--{sorted(ray_options)[0].replace('_', '-')} applies to --executor ray only")
+    check_output_dir(results.RESULTS_DIR, "results folder ($MIXQ_RESULTS)")
     return reproduce(args.profile, notebooks=args.notebooks, skip_book=args.skip_book, strict=args.strict,
                      executor=args.executor, **ray_options)
+
+
+def _given(value, default):
+    """``value`` unless it was not given (None): a given 0 is kept, and checked like any other value."""
+    return default if value is None else value
 
 
 def _cmd_synthesize(args) -> dict:
     from .experiment import genq_filter
     from .profiles import load_profile
     from .prompts import PromptConfig
-    from .synthesis import parse_shard, synthesize_set
+    from .synthesis import check_set_folder_target, parse_shard, synthesize_set
 
     profile = load_profile(args.profile)
+    device = str(resolve_device(args.device))
+    shard = parse_shard(args.shard)
+    check_set_folder_target(args.out)
     config = PromptConfig(
-        strategy=args.strategy, n=args.n or profile["n_synth"], vocabulary=profile["vocabulary"], k=args.k,
+        strategy=args.strategy, n=_given(args.n, profile["n_synth"]), vocabulary=profile["vocabulary"], k=args.k,
         seed=args.seed, templates=tuple(args.template or ()), partners=args.partners, alpha=args.alpha,
         classes=tuple(c.strip() for c in args.classes.split(",")) if args.classes else None,
         overgenerate=args.overgenerate, allow_unbalanced=args.allow_unbalanced)
     model, transform = genq_filter(profile, args.model) if args.model else (None, None)
     return synthesize_set(
-        config, args.out, generator=args.generator or profile["generator"], steps=args.steps or profile["steps"],
-        guidance=profile["guidance"] if args.guidance is None else args.guidance,
-        resolution=args.resolution or profile["resolution"], device=args.device, dtype=args.dtype,
-        batch_size=args.batch_size, shard=parse_shard(args.shard), filter_model=model, filter_model_name=args.model,
-        exact=args.exact, **({"transform": transform} if transform else {}))
+        config, args.out, generator=args.generator or profile["generator"], steps=_given(args.steps, profile["steps"]),
+        guidance=_given(args.guidance, profile["guidance"]), resolution=_given(args.resolution, profile["resolution"]),
+        device=device, dtype=args.dtype, batch_size=args.batch_size, shard=shard, filter_model=model,
+        filter_model_name=args.model, exact=args.exact, **({"transform": transform} if transform else {}))
 
 
 def _cmd_quantize(args) -> dict:
-    from .data import make_loader
-    from .experiment import default_device, eval_loader, real_data_root
+    from .data import make_loader, synthetic_folder
+    from .experiment import eval_loader, real_data_root
     from .models import atomic_write, evaluate, load_model
     from .profiles import load_profile
-    from .quant import QuantConfig, calibration_dataset, quantize
+    from .prompts import load_vocabulary
+    from .quant import QuantConfig, calibration_dataset, check_resume_dir, quantize
 
     profile = load_profile(args.profile)
+    device = resolve_device(args.device)
+    if args.trace:  # checked now: a run is not lost to a path that cannot be written
+        check_output_file(args.trace, "--trace")
+    if args.resume:
+        check_resume_dir(args.resume)
+    if args.data not in ("real", "noise") and Path(args.data).is_dir():  # a set: checked whole before any work
+        images = len(synthetic_folder(args.data, num_classes=len(load_vocabulary(profile["vocabulary"]).names)))
+        if args.n_calib is not None and args.n_calib > images:
+            raise ConfigError(f"--n-calib {args.n_calib} asks for more images than the {images} of set {args.data}; "
+                              f"accepted: 1..{images}")
     overrides = {"iters": args.iters, "batch_size": args.batch_size}
     config = QuantConfig(w_bits=args.w_bits, a_bits=args.a_bits, method=args.method, seed=args.seed,
                          compile=not args.no_compile, first_last_8bit=profile.get("first_last_8bit", True),
                          **{k: v for k, v in overrides.items() if v is not None})
-    model = load_model(profile, args.model).to(default_device(args.device))
-    calib = calibration_dataset(args.data, profile, n=args.n_calib or profile["n_calib"], seed=args.seed,
+    model = load_model(profile, args.model).to(device)
+    calib = calibration_dataset(args.data, profile, n=_given(args.n_calib, profile["n_calib"]), seed=args.seed,
                                 model=model, root=real_data_root("train", args.imagenet_train))
     # The evaluation subset is fixed (seed 0), so runs with different seeds are compared on the same images.
     test = eval_loader(profile, model, args.limit, seed=0, root=args.imagenet_val)
     fp_top1 = evaluate(model, test, desc=f"eval {args.model}")["top1"]
-    qmodel, trace = quantize(model, config, make_loader(calib, batch_size=256))
+    qmodel, trace = quantize(model, config, make_loader(calib, batch_size=256), resume_dir=args.resume)
     metrics = evaluate(qmodel, test, desc=f"eval {args.model} W{args.w_bits}A{args.a_bits}")
     if args.trace:  # written only after a successful run, atomically
         atomic_write(args.trace, lambda tmp: Path(tmp).write_text(trace.to_json()))
@@ -138,7 +203,46 @@ def _cmd_quantize(args) -> dict:
             "w_bits": config.w_bits, "a_bits": config.a_bits, "iters": config.iters, "seed": config.seed,
             "n_calib": trace.n_calib, "n_eval": metrics["n_images"], "top1": metrics["top1"], "fp_top1": fp_top1,
             "drop": round(fp_top1 - metrics["top1"], 2), "seconds": round(trace.seconds, 1),
-            "calibration_seconds": round(trace.calibration_seconds, 1), "units": units}
+            "calibration_seconds": round(trace.calibration_seconds, 1), "resumed_units": trace.resumed_units,
+            "units": units}
+
+
+# ----------------------------------------------------------------------------- the parser
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default after its help, unless the help states it or there is none to show."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if not action.option_strings or unset or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line (exit status 2) and shows defaults in ``--help``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(parser: argparse.ArgumentParser, flag: str, bounds: Bounds, help: str, **kwargs) -> None:
+    """An option taking a number in ``bounds``: argparse checks it, and ``--help`` shows the range (before
+    the default, where the help states one)."""
+    text, _, default = help.partition(" (default")
+    parser.add_argument(flag, type=bounds.parse, metavar=kwargs.pop("metavar", "N"),
+                        help=f"{text}; {bounds.span()}" + (f" (default{default}" if default else ""), **kwargs)
+
+
+def _add_profile(parser: argparse.ArgumentParser, help: str = "profile name (mini, smoke, imagenet, mini-full, "
+                 "... or a user profile in $MIXQ_PROFILES)") -> None:
+    parser.add_argument("--profile", default="mini", help=help)
 
 
 def _add_track_arguments(parser: argparse.ArgumentParser, train: bool = True) -> None:
@@ -148,97 +252,117 @@ def _add_track_arguments(parser: argparse.ArgumentParser, train: bool = True) ->
     if train:
         parser.add_argument("--imagenet-train", default=None,
                             help="ImageNet train folder for --data real and the probes (default $MIXQ_IMAGENET_TRAIN)")
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mixq", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="mixq", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train-mini", help="train a mini model on Fashion-MNIST and ship it in assets/")
     train.add_argument("model", help="resnet18, mobilenetv2_100 or deit_mini")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    train.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
-    train.add_argument("--out", default=None, help="write here instead of assets/ (the manifest is then untouched)")
+    _number(train, "--seed", SEED, "seed of the initialisation and the batch order", default=0)
+    _number(train, "--epochs", EPOCHS, "training epochs (default: the model's recipe)")
+    _number(train, "--limit", TRAIN_IMAGES, "train on the first N training images only, for smoke runs (default: all)")
+    train.add_argument("--out", default=None,
+                       help="write here instead of assets/<model>.safetensors (the manifest is then untouched)")
     train.add_argument("--compile", action="store_true",
                        help="torch.compile the training steps (faster, not bit-identical to the eager recipe)")
     train.set_defaults(run=_cmd_train_mini)
 
     gen = commands.add_parser("train-mini-generator",
                               help="train the mini text-to-image generator (VAE, then UNet) and ship it in assets/")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--vae-steps", type=int, default=None, help="override the recipe's VAE steps")
-    gen.add_argument("--unet-steps", type=int, default=None, help="override the recipe's UNet steps")
-    gen.add_argument("--pair-share", type=float, default=None,
-                     help="share of two-item collage images (default 0.3; 0 = single-class captions only)")
+    _number(gen, "--seed", SEED, "seed of the initialisation and the batches", default=0)
+    _number(gen, "--vae-steps", TRAIN_STEPS, "VAE training steps (default: the recipe's)")
+    _number(gen, "--unet-steps", TRAIN_STEPS, "UNet training steps (default: the recipe's)")
+    _number(gen, "--pair-share", SHARE, "share of two-item collage images, below 1 (default 0.3; 0: single-class "
+            "captions only)", metavar="X")
     gen.add_argument("--world", default=None,
                      help="plain (default), gap (restyled training images), polysemy (some class names also caption "
                           "another class) or gap+polysemy; variants ship as assets/mini-generator-<world>")
-    gen.add_argument("--polysemy-share", type=float, default=None,
-                     help="polysemy worlds: share of a polysemous item's captions that use the borrowed name (0.35)")
-    gen.add_argument("--vae-from", default=None, help="reuse this pipeline folder's VAE instead of training one")
-    gen.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
-    gen.add_argument("--out", default=None, help="write here instead of assets/ (the manifest is then untouched)")
-    gen.add_argument("--work", default=None, help="resumable training state (default: next to the output)")
+    _number(gen, "--polysemy-share", SHARE, "polysemy worlds: share of a polysemous item's captions that use the "
+            "borrowed name (default 0.35)", metavar="X")
+    gen.add_argument("--vae-from", default=None,
+                     help="reuse this pipeline folder's VAE instead of training one (default: train one)")
+    _number(gen, "--limit", TRAIN_IMAGES, "train on the first N training images only, for smoke runs (default: all)")
+    gen.add_argument("--out", default=None,
+                     help="write here instead of assets/mini-generator[-<world>] (the manifest is then untouched)")
+    gen.add_argument("--work", default=None,
+                     help="folder of the resumable training state (default: .<out>.training next to the output)")
     gen.set_defaults(run=_cmd_train_mini_generator)
 
     evaluate = commands.add_parser("evaluate", help="top-1 of a full-precision model on the profile's test data")
-    evaluate.add_argument("--profile", default="mini")
-    evaluate.add_argument("--model", required=True)
-    evaluate.add_argument("--limit", type=int, default=None, help="evaluate a fixed random subset of N images")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
+    _add_profile(evaluate)
+    evaluate.add_argument("--model", required=True, help="a model of the profile (mini: resnet18, mobilenetv2_100, "
+                                                         "deit_mini)")
+    _number(evaluate, "--limit", COUNT, "evaluate a fixed random subset of N test images, at most the test set's "
+            "size (default: the profile's eval_limit, else all)")
+    _number(evaluate, "--seed", SEED, "seed of the --limit subset", default=0)
     _add_track_arguments(evaluate, train=False)
-    evaluate.add_argument("--data", default=None, help="score on a synthetic set folder against its prompts instead")
-    evaluate.add_argument("--topk", type=int, default=2, help="with --data: k of the all/any-in-top-k shares")
+    evaluate.add_argument("--data", default=None,
+                          help="score a synthetic set folder against its prompts instead (default: real test data)")
+    _number(evaluate, "--topk", COUNT, "with --data: k of the all/any-in-top-k shares, at most the model's classes",
+            default=2, metavar="K")
     evaluate.set_defaults(run=_cmd_evaluate)
 
-    reproduce = commands.add_parser("reproduce", help="execute the notebooks with papermill, then build the book")
-    reproduce.add_argument("--profile", default="mini")
-    reproduce.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (names or stems)")
+    reproduce = commands.add_parser("reproduce", help="execute the notebooks with papermill, then build the book "
+                                                      "(run it in the repository checkout's root)")
+    _add_profile(reproduce)
+    reproduce.add_argument("--notebooks", nargs="+", default=None,
+                           help="only these notebooks, by name or stem such as 00_models (default: all)")
     reproduce.add_argument("--skip-book", action="store_true", help="execute the notebooks only")
     reproduce.add_argument("--strict", action="store_true", help="fail the book build on any warning")
     reproduce.add_argument("--executor", default="local",
-                           help="local (default: notebooks run here) or ray (the plan and notebooks as Ray tasks)")
+                           help="local (notebooks run here) or ray (the plan and notebooks as Ray tasks)")
     reproduce.add_argument("--address", default=None,
                            help="ray: a running cluster's address (or 'auto'); default: a private local instance")
-    reproduce.add_argument("--shards", type=int, default=None, help="ray: tasks per synthetic set (default 2)")
-    reproduce.add_argument("--cpus-per-task", type=int, default=None,
-                           help="ray, CPU profiles: CPUs and torch threads per task (default: this machine's threads)")
+    _number(reproduce, "--shards", Bounds(1, 1024), "ray: tasks per synthetic set (default 2)")
+    _number(reproduce, "--cpus-per-task", Bounds(1, 1024),
+            "ray, CPU profiles: CPUs and torch threads per task (default: this machine's threads)")
     reproduce.set_defaults(run=_cmd_reproduce)
 
     synth = commands.add_parser("synthesize", help="generate a calibration set with a text-to-image generator")
-    synth.add_argument("--profile", default="mini", help="mini (offline, CPU) or imagenet")
+    _add_profile(synth)
     synth.add_argument("--strategy", required=True, help="single, mixup, mixup-embed or genq")
-    synth.add_argument("--n", type=int, default=None, help="images in the set (default: the profile's)")
-    synth.add_argument("--out", required=True, help="set folder; a rerun resumes it, another config is refused")
-    synth.add_argument("--k", type=int, default=None, help="classes per prompt (mixup strategies; default 2)")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--model", default=None, help="genq: the full-precision model whose energy filters")
+    _number(synth, "--n", SET_SIZE, "images in the set (default: the profile's n_synth)")
+    synth.add_argument("--out", required=True,
+                       help="set folder, new or empty; a rerun resumes it, another configuration is refused")
+    _number(synth, "--k", Bounds(1, 16), "classes per prompt, at most the classes in use (mixup strategies; "
+            "default 2)", metavar="K")
+    _number(synth, "--seed", SEED, "seed of the prompts and of every image's noise", default=0)
+    synth.add_argument("--model", default=None,
+                       help="genq: the full-precision model of the profile whose energy filters (default: none)")
     synth.add_argument("--partners", default="random", help="mixup partners: random, near or far (text similarity)")
-    synth.add_argument("--alpha", type=float, default=1.0, help="mixup-embed: Dirichlet concentration")
-    synth.add_argument("--overgenerate", type=int, default=2, help="genq: candidates per kept image")
-    synth.add_argument("--classes", default=None, help="comma-separated class names or ids to draw from")
+    _number(synth, "--alpha", Bounds(0, 1000, integer=False), "mixup-embed: Dirichlet concentration, above 0",
+            default=1.0, metavar="X")
+    _number(synth, "--overgenerate", Bounds(1, 100), "genq: candidates per kept image", default=2)
+    synth.add_argument("--classes", default=None,
+                       help="comma-separated class names or ids to draw from (default: every class)")
     synth.add_argument("--template", action="append", default=None,
-                       help="prompt template with {c1}..{ck} (repeatable; one drawn per prompt)")
+                       help="prompt template with {c1}..{ck} (repeatable; one drawn per prompt; default: built-in "
+                            "templates)")
     synth.add_argument("--allow-unbalanced", action="store_true", help="accept n not a multiple of the classes")
-    synth.add_argument("--generator", default=None, help="pipeline name, hub id or folder (default: the profile's)")
-    synth.add_argument("--steps", type=int, default=None)
-    synth.add_argument("--guidance", type=float, default=None)
-    synth.add_argument("--resolution", type=int, default=None)
-    synth.add_argument("--batch-size", type=int, default=8)
+    synth.add_argument("--generator", default=None,
+                       help="pipeline name (mini, mini-gap, ...), hub id or folder (default: the profile's)")
+    _number(synth, "--steps", STEPS, "solver steps per image (default: the profile's steps)")
+    _number(synth, "--guidance", GUIDANCE, "classifier-free guidance scale, ≤ 1 turns it off (default: the "
+            "profile's guidance)", metavar="X")
+    _number(synth, "--resolution", RESOLUTION, "image side in pixels (default: the profile's resolution)")
+    _number(synth, "--batch-size", Bounds(1, 1024), "images per pipeline call (memory vs speed)", default=8)
     synth.add_argument("--exact", action="store_true",
                        help="one image per pipeline call: same pixels at any batch size (~5x slower on 2 CPU cores)")
-    synth.add_argument("--shard", default="0/1", help="i/n: generate every n-th image from the i-th")
-    synth.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    synth.add_argument("--dtype", default=None, help="float16, bfloat16 or float32 (default: fp16 on cuda)")
+    synth.add_argument("--shard", default="0/1", help="i/n: generate every n-th image from the i-th (0 ≤ i < n)")
+    synth.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    synth.add_argument("--dtype", default=None, help="float16, bfloat16 or float32 (default: float16 on cuda, "
+                                                     "else float32)")
     synth.set_defaults(run=_cmd_synthesize)
 
     grid = commands.add_parser("grid", help="run (or reuse) a profile's experiment grid, one result record each")
-    grid.add_argument("--profile", default="mini")
+    _add_profile(grid)
     grid.add_argument("--section", default="grid_cnn", help="grid_cnn, grid_vit or ablations")
-    grid.add_argument("--models", nargs="*", default=None, help="only these models of the grid")
-    grid.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds")
+    grid.add_argument("--models", nargs="+", default=None, help="only these models of the section (default: all)")
+    grid.add_argument("--seeds", nargs="+", type=SEED.parse, default=None, metavar="SEED",
+                      help=f"only these seeds of the section, each {SEED.span()} (default: all)")
     grid.add_argument("--force", action="store_true", help="rerun experiments whose record exists")
     grid.add_argument("--by-seed", action="store_true",
                       help="shortest schedule first, and in it every cell's seed 0, then seed 1, ...")
@@ -248,33 +372,58 @@ def build_parser() -> argparse.ArgumentParser:
     grid.set_defaults(run=_cmd_grid)
 
     quant = commands.add_parser("quantize", help="PTQ of a model, calibrated on real, noise or synthetic images")
-    quant.add_argument("--profile", default="mini")
-    quant.add_argument("--model", required=True)
-    quant.add_argument("--w-bits", type=int, default=4)
-    quant.add_argument("--a-bits", type=int, default=4)
+    _add_profile(quant)
+    quant.add_argument("--model", required=True, help="a model of the profile (mini: resnet18, mobilenetv2_100, "
+                                                      "deit_mini)")
+    _number(quant, "--w-bits", BITS, "weight bits", default=4)
+    _number(quant, "--a-bits", BITS, "activation bits", default=4)
     quant.add_argument("--data", default="real", help="real, noise, or the folder of a synthetic set")
     quant.add_argument("--method", default="qdrop", help="rtn, adaround, brecq or qdrop")
-    quant.add_argument("--iters", type=int, default=None, help="steps per block (default: QDrop's 20000)")
-    quant.add_argument("--batch-size", type=int, default=None, help="calibration images per step (default 32)")
-    quant.add_argument("--n-calib", type=int, default=None, help="calibration images (default: the profile's)")
-    quant.add_argument("--seed", type=int, default=0)
-    quant.add_argument("--limit", type=int, default=None, help="evaluate a fixed random subset of N test images")
-    quant.add_argument("--trace", default=None, help="write the reconstruction trace (JSON) to this file")
+    _number(quant, "--iters", ITERS, "reconstruction steps per block (default: QDrop's 20000)")
+    _number(quant, "--batch-size", BATCH, "calibration images per step (default 32)")
+    _number(quant, "--n-calib", SET_SIZE, "calibration images, at most a set's size (default: the profile's "
+            "n_calib, or all of a smaller set)")
+    _number(quant, "--seed", SEED, "seed of the calibration subset and of the reconstruction", default=0)
+    _number(quant, "--limit", COUNT, "evaluate a fixed random subset of N test images (default: the profile's "
+            "eval_limit, else all)")
+    quant.add_argument("--trace", default=None,
+                       help="write the reconstruction trace (JSON) to this file, checked before the run")
+    quant.add_argument("--resume", default=None, metavar="DIR",
+                       help="keep the quantized state after each finished unit in folder DIR; the same command "
+                            "run again goes on after the last finished unit")
     quant.add_argument("--no-compile", action="store_true", help="run AdaRound eagerly (no torch.compile)")
     _add_track_arguments(quant)
     quant.set_defaults(run=_cmd_quantize)
     return parser
 
 
+# ----------------------------------------------------------------------------- the command's edge
+
+
+def _fail(command: str, message: str) -> int:
+    """Print ``message`` as the command's one error line; the exit status of bad input."""
+    print(f"mixq {command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help (0), or a usage error that argparse printed on one line (2)
+        return done.code if isinstance(done.code, int) else 0
     args.argv = argv[1:]
     try:
         result = args.run(args)
     except MixQError as exc:
-        print(f"mixq {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(exc))
+    except KeyboardInterrupt:
+        print(f"mixq {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a full disk, a read-only mount, no permission: said in one line
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        return _fail(args.command, f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc.strerror))
     print(json.dumps(result))
     return 0
 

@@ -19,7 +19,6 @@ is always the same 1024 images.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 from collections.abc import Callable
@@ -30,7 +29,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .errors import DatasetLayoutError, DatasetNotFoundError, unknown_name
+from .errors import ConfigError, DatasetLayoutError, DatasetNotFoundError, unknown_name
+from .validate import check_set_entries, read_jsonl
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = {
@@ -155,8 +155,11 @@ class ImageFolderDataset(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.items[index]
-        with Image.open(path) as image:
-            return self.transform(image.convert("RGB")), label
+        try:
+            with Image.open(path) as image:
+                return self.transform(image.convert("RGB")), label
+        except (OSError, SyntaxError) as exc:  # PIL's errors for a damaged file: name it, no traceback
+            raise DatasetLayoutError(f"{path} cannot be read as an image ({exc})") from None
 
 
 @register_source("imagenet-folder")
@@ -232,38 +235,33 @@ def model_input_size(profile: dict, model: torch.nn.Module | None = None) -> int
 
 
 def read_manifest(folder: str | os.PathLike) -> list[dict]:
-    """The records of a synthetic set's ``manifest.jsonl``, in file order."""
+    """The records of a synthetic set's ``manifest.jsonl``, in file order (a line that is no JSON object
+    names itself)."""
     path = Path(folder) / MANIFEST_NAME
-    if not path.exists():
+    if not Path(folder).is_dir() or not path.is_file():
         raise DatasetNotFoundError(
             f"{folder} has no {MANIFEST_NAME}; a synthetic set is a folder made by `mixq synthesize` "
             f"holding images/*.png and {MANIFEST_NAME}"
         )
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read_jsonl(path)
 
 
-def manifest_dataset(root: str | os.PathLike, records: list[dict], transform: Callable) -> ImageFolderDataset:
-    """The images that manifest ``records`` of set ``root`` name, labelled by their first prompted class."""
+def manifest_dataset(root: str | os.PathLike, records: list[dict], transform: Callable,
+                     num_classes: int | None = None, manifest: str = MANIFEST_NAME) -> ImageFolderDataset:
+    """The images that manifest ``records`` of set ``root`` name, labelled by their first prompted class.
+
+    Every line is checked first (see :func:`mixq_core.validate.check_set_entries`; class ids below
+    ``num_classes`` when given), so a damaged set fails here, naming its file and line, not mid-run.
+    """
     root = Path(root)
-    items = []
-    for line_number, record in enumerate(records, start=1):
-        if "file" not in record or not record.get("classes"):
-            raise DatasetLayoutError(
-                f"{root / MANIFEST_NAME} line {line_number} lacks 'file' or 'classes'; "
-                "each line must hold at least {\"file\": \"images/<id>.png\", \"classes\": [int, ...]}"
-            )
-        path = root / record["file"]
-        if not path.exists():
-            raise DatasetLayoutError(f"{root / MANIFEST_NAME} line {line_number} names {path}, which is missing")
-        items.append((path, int(record["classes"][0])))
-    return ImageFolderDataset(items, transform)
+    return ImageFolderDataset(check_set_entries(root, records, root / manifest, num_classes), transform)
 
 
 @register_source("synthetic")
-def synthetic_folder(root: str | os.PathLike, transform: Callable = mini_image_transform) -> ImageFolderDataset:
+def synthetic_folder(root: str | os.PathLike, transform: Callable = mini_image_transform,
+                     num_classes: int | None = None) -> ImageFolderDataset:
     """A generated set: each manifest line names its ``file`` and prompted ``classes``; label = first class."""
-    return manifest_dataset(root, read_manifest(root), transform)
+    return manifest_dataset(root, read_manifest(root), transform, num_classes)
 
 
 # ----------------------------------------------------------------------------- noise
@@ -334,7 +332,7 @@ def subset_indices(length: int, n: int | None, seed: int = 0) -> torch.Tensor:
     """Indices of a deterministic random subset of size ``n`` (all, shuffled, when ``n`` is None)."""
     n = length if n is None else n
     if not 0 < n <= length:
-        raise ValueError(f"subset size must be in 1..{length}, got {n}")
+        raise ConfigError(f"a subset of {n} images was asked of a dataset of {length}; accepted: 1..{length}")
     return torch.randperm(length, generator=torch.Generator().manual_seed(seed))[:n]
 
 

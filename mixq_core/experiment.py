@@ -48,6 +48,7 @@ from .models import evaluate, load_model, manifest_sha256, read_assets_manifest,
 from .profiles import load_profile
 from .results import RESULTS_DIR, config_hash, load_record, save_record
 from .sources import get_source, source_names
+from .validate import resolve_device
 
 REAL_SOURCES = source_names(generated=False)
 SYNTHETIC_SOURCES = source_names(generated=True)
@@ -65,7 +66,8 @@ def real_data_root(which: str, given: str | os.PathLike | None = None) -> str | 
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """``device`` checked (see :func:`mixq_core.validate.resolve_device`); None: CUDA when available, else the CPU."""
+    return resolve_device(device)
 
 
 def ptq_kind(profile: str) -> str:
@@ -75,9 +77,13 @@ def ptq_kind(profile: str) -> str:
 
 def eval_loader(profile: dict, model: torch.nn.Module, limit: int | None = None, seed: int = 0,
                 root: str | os.PathLike | None = None):
-    """The profile's real test images for ``model`` (a deterministic subset of ``limit`` if given)."""
-    dataset = subset(eval_dataset(profile, model, real_data_root("eval", root)),
-                     limit or profile.get("eval_limit"), seed)
+    """The profile's real test images for ``model`` (a deterministic subset of ``limit`` if given, else of
+    the profile's ``eval_limit`` if it sets one)."""
+    dataset = eval_dataset(profile, model, real_data_root("eval", root))
+    n = profile.get("eval_limit") if limit is None else limit
+    if n is not None and not 1 <= n <= len(dataset):
+        raise ConfigError(f"limit {n} is outside 1..{len(dataset)}, the test images of profile {profile['name']!r}")
+    dataset = subset(dataset, n, seed)
     return make_loader(dataset, batch_size=profile["eval_batch_size"], num_workers=profile.get("loader_workers", 0))
 
 
@@ -408,7 +414,7 @@ def compact_trace(trace) -> list[dict]:
         units.append({
             "name": unit.name, "kind": unit.kind, "iters": unit.iters, "seconds": round(unit.seconds, 2),
             "loss_before": unit.loss_before, "loss_after": unit.loss_after, "probe_loss_after": unit.probe_loss_after,
-            "soft_share": unit.soft_share, "flipped_share": unit.flipped_share,
+            "soft_share": unit.soft_share, "flipped_share": unit.flipped_share, "cache": unit.cache,
             "rec_loss": _windowed(unit.rec_loss), "grad_norm_rounding": _windowed(unit.grad_norm_rounding),
             "grad_norm_act_step": _windowed(unit.grad_norm_act_step), "probe_steps": unit.probe_steps,
             "probe_loss": unit.probe_loss, "probe_calib_loss": unit.probe_calib_loss,
@@ -435,15 +441,18 @@ def quant_config(config: ExperimentConfig):
 
 def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
         pipe=None, imagenet_val: str | os.PathLike | None = None, imagenet_train: str | os.PathLike | None = None,
-        device: str | torch.device | None = None) -> dict:
+        device: str | torch.device | None = None, resume_dir: str | os.PathLike | None = None) -> dict:
     """Run ``config`` (or reuse its record) and return the result record.
 
     ``pipe``: an already loaded generator pipeline, to save loading it once per experiment.
     ``imagenet_val``, ``imagenet_train``: the real-data folders of the ImageNet track (see
     :func:`real_data_root`). ``device``: where synthesis, quantization and evaluation run.
+    ``resume_dir``: a folder keeping the reconstruction's state after each finished unit, so that a run cut
+    short goes on from there when called again (see :func:`resume_folder` and :mod:`mixq_core.quant.resume`).
+    It is not part of the record: a resumed run gives the record an uninterrupted one gives.
     """
     from .analysis import diversity_metrics
-    from .quant import ENGINE_VERSION, quantize
+    from .quant import ENGINE_VERSION, check_resume_dir, quantize
 
     resolved = config.resolved()
     identity = resolved.identity()
@@ -457,6 +466,8 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
             f"profile {resolved.profile!r} holds records of reconstruction engine {profile_engine(profile)}, and this "
             f"code runs engine {ENGINE_VERSION}: its records can be read but not added to. Run the experiment under a "
             f"profile of engine {ENGINE_VERSION} (mini, mini-short, mini-long, smoke, imagenet, or your own)")
+    if resume_dir is not None:
+        check_resume_dir(resume_dir)
     device = default_device(device)
     timings = {}
     start = time.time()
@@ -473,7 +484,7 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     quant_settings = quant_config(resolved)
     probes = probe_data(profile, resolved.seed, model, resolved.n_calib, imagenet_train)
     qmodel, trace = quantize(model, quant_settings, make_loader(calib, batch_size=256),
-                             make_loader(probes, batch_size=256) if probes is not None else None)
+                             make_loader(probes, batch_size=256) if probes is not None else None, resume_dir=resume_dir)
     timings["quantize_seconds"] = round(trace.seconds, 1)
     start = time.time()
     metrics = evaluate(qmodel, test, desc=f"eval {resolved.model} W{resolved.w_bits}A{resolved.a_bits} {resolved.data}")
@@ -487,6 +498,11 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     }
     save_record(kind, identity, result, results_dir)
     return load_record(kind, identity, results_dir)
+
+
+def resume_folder(config: ExperimentConfig, root: str | os.PathLike) -> Path:
+    """The resume folder of ``config`` under ``root``: one per experiment, named by its record's hash."""
+    return Path(root) / config_hash(config.resolved().identity())
 
 
 def _device_name(device: torch.device) -> str:

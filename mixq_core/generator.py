@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, WeightsUnavailableError, unknown_name
+from .errors import BrokenFileError, ConfigError, WeightsUnavailableError, unknown_name
 from .models import ASSETS_DIR, WeightEMA, atomic_write
 from .progress import progress
 
@@ -402,12 +402,24 @@ def _save_state(path: Path, state: dict) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+def _load_state(path: Path) -> dict:
+    """A resume state saved by :func:`_save_state`, loaded with ``weights_only=True``: tensors, numbers and
+    containers only, so loading runs no code; anything else is refused."""
+    import pickle
+
+    try:
+        return torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise BrokenFileError(f"training state {path} cannot be loaded as tensors and numbers only "
+                              f"({str(exc).splitlines()[0]}); delete it to train from the start") from None
+
+
 def _train_vae(vae, images: torch.Tensor, recipe: GeneratorRecipe, seed: int, work: Path) -> dict:
     state_path = work / "vae_state.pt"
     optimizer = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
     start_step, losses = 0, []
     if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+        state = _load_state(state_path)
         vae.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_step, losses = state["step"], state["losses"]
@@ -456,7 +468,7 @@ def _train_unet(unet, vae, embeddings: torch.Tensor, bank: CaptionBank, images, 
     ema = WeightEMA(unet, recipe.ema_decay)
     start_step, losses = 0, []
     if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+        state = _load_state(state_path)
         unet.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         ema.state, ema.steps = state["ema"], state["ema_steps"]

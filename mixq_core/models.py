@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import (
+    BrokenFileError,
     ChecksumError,
     ConfigError,
     DatasetNotFoundError,
@@ -32,6 +34,7 @@ from .errors import (
     unknown_name,
 )
 from .progress import progress
+from .validate import read_json
 
 ASSETS_DIR = Path(os.environ.get("MIXQ_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
 MANIFEST_NAME = "manifest.json"
@@ -91,14 +94,34 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def current_umask() -> int:
+    """The process's umask (read from /proc where it can be, which leaves it untouched)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``, so a crash never leaves half a file."""
+    """Call ``write(tmp_path)`` then rename onto ``path``, so a crash never leaves half a file.
+
+    The file gets the mode a plain write would give it: an existing file's own mode, else 0666 less the
+    umask (``mkstemp`` alone would make every file 0600, unreadable to the other users of a shared folder).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -127,7 +150,10 @@ def read_assets_manifest(assets_dir: str | os.PathLike = ASSETS_DIR) -> dict:
     path = Path(assets_dir) / MANIFEST_NAME
     if not path.exists():
         return {"files": {}}
-    return json.loads(path.read_text())
+    manifest = read_json(path, f"restore it with `git checkout -- {path}`")
+    if not isinstance(manifest.get("files"), dict):
+        raise BrokenFileError(f"{path} has no \"files\" mapping; restore it with `git checkout -- {path}`")
+    return manifest
 
 
 def record_asset(file: str | os.PathLike, entry: dict, assets_dir: str | os.PathLike = ASSETS_DIR) -> dict:
@@ -312,14 +338,14 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
         raise unknown_name("mini model", name, TRAIN_RECIPES)
     if threads:
         torch.set_num_threads(threads)
-    recipe = dict(TRAIN_RECIPES[name], **({"epochs": epochs} if epochs else {}))
+    recipe = dict(TRAIN_RECIPES[name], **({"epochs": epochs} if epochs is not None else {}))
     if compile:  # recorded only when used: the shipped recipes run eagerly
         recipe["compile"] = True
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = create_mini_model(name).to(memory_format=torch.channels_last)
     images, labels = fashion_mnist_tensors("train")
-    if limit:
+    if limit is not None:
         images, labels = images[:limit], labels[:limit]
     batch_size = min(recipe["batch_size"], len(images))
     steps_per_epoch = len(images) // batch_size

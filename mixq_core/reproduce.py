@@ -23,10 +23,21 @@ from .progress import progress
 
 NOTEBOOK_DIR = Path("notebooks")
 EXECUTED_DIR = Path("executed")
+BOOK_FILES = ("_toc.yml", "_config.yml")
 
 
 class ReproduceError(MixQError):
     """One or more notebooks (or the book build) failed; the message names them."""
+
+
+def check_checkout(book: bool = True) -> None:
+    """Fail unless the working folder is the root of the repository checkout: the notebooks (and, to build
+    the book, its configuration) are read from there, relative to it."""
+    missing = [] if any(NOTEBOOK_DIR.glob("*.ipynb")) else [f"{NOTEBOOK_DIR}/*.ipynb"]
+    missing += [name for name in (BOOK_FILES if book else ()) if not Path(name).is_file()]
+    if missing:
+        raise ReproduceError(f"run it in the root of the MixQ repository checkout (the folder holding "
+                             f"{NOTEBOOK_DIR}/, {' and '.join(BOOK_FILES)}): {Path.cwd()} has no {', '.join(missing)}")
 
 
 def list_notebooks(selection: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -77,6 +88,7 @@ def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_bo
     load_profile(profile)  # fail fast on an unknown profile, before any notebook runs
     if executor not in EXECUTORS:
         raise unknown_name("executor", executor, EXECUTORS)
+    check_checkout(book=not skip_book)
     failures: dict[str, str] = {}
     seconds: dict[str, float] = {}
     paths = list_notebooks(notebooks)

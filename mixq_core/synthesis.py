@@ -52,6 +52,7 @@ from .generator import WORLDS, generator_dir, generator_name
 from .models import atomic_write, verified_asset
 from .progress import progress, quiet
 from .prompts import PromptConfig, PromptRecord, cosine_similarity, load_vocabulary, make_prompts, validate
+from .validate import GUIDANCE, RESOLUTION, STEPS, check_output_dir, read_json, read_jsonl, resolve_device
 
 CONFIG_NAME = "config.json"
 CANDIDATES_NAME = "candidates.jsonl"
@@ -90,6 +91,7 @@ UNUSED_COMPONENTS = {"safety_checker", "feature_extractor", "image_encoder"}
 # encoder: it comes from that package (the mini generator's all-MiniLM-L6-v2).
 TEXT_ENCODER_PACKAGE_KEY = "_text_encoder_package"
 PACKAGED_COMPONENTS = {"text_encoder", "tokenizer"}
+_INDEX_FIX = "restore the pipeline folder (git checkout, or save_pretrained again)"
 
 
 class GeneratorNotFoundError(MixQError, FileNotFoundError):
@@ -120,7 +122,7 @@ def missing_pipeline_files(folder: str | os.PathLike) -> list[str]:
     index_path = folder / "model_index.json"
     if not index_path.is_file():
         return ["model_index.json"]
-    index = json.loads(index_path.read_text())
+    index = read_json(index_path, _INDEX_FIX)
     supplied = PACKAGED_COMPONENTS if index.get(TEXT_ENCODER_PACKAGE_KEY) else set()
     missing = []
     for component, spec in sorted(index.items()):
@@ -248,7 +250,7 @@ def _packaged_components(source: Path | str, dtype: torch.dtype) -> dict:
     index_path = Path(source) / "model_index.json" if isinstance(source, Path) else None
     if index_path is None or not index_path.is_file():
         return {}
-    package = json.loads(index_path.read_text()).get(TEXT_ENCODER_PACKAGE_KEY)
+    package = read_json(index_path, _INDEX_FIX).get(TEXT_ENCODER_PACKAGE_KEY)
     if not package:
         return {}
     from .generator import TEXT_ENCODER_PACKAGE, mini_text_encoder
@@ -323,18 +325,33 @@ def prepare_set_folder(out_dir: str | os.PathLike, config: dict) -> None:
     path = out_dir / CONFIG_NAME
     wanted = json.loads(json.dumps(config))  # compare in JSON form: tuples become lists
     if path.exists():
-        existing = json.loads(path.read_text())
+        existing = read_json(path, "delete the folder and synthesize the set again")
         if existing != wanted:
             keys = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
             shown = "; ".join(f"{k}: {existing.get(k)!r} there, {wanted.get(k)!r} now" for k in keys[:5])
             raise ConfigError(f"{out_dir} holds a set made with another configuration ({shown}); refusing to mix "
                               "two sets in one folder: choose another output folder or delete this one")
         return
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise ConfigError(f"{out_dir} is not empty and has no {CONFIG_NAME}, so it is not a set made by mixq "
-                          "synthesize; choose a new or empty output folder")
+    _check_not_foreign(out_dir)
     text = json.dumps(wanted, indent=2, sort_keys=True) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _check_not_foreign(out_dir: Path) -> None:
+    """Refuse a folder with files but no ``config.json``: not a set, so never written into. Hidden files are
+    the temporaries of atomic writes (another shard's ``config.json`` in flight) and are not counted."""
+    if out_dir.is_dir() and not (out_dir / CONFIG_NAME).exists() and any(
+            not p.name.startswith(".") for p in out_dir.iterdir()):
+        raise ConfigError(f"{out_dir} is not empty and has no {CONFIG_NAME}, so it is not a set made by mixq "
+                          "synthesize; choose a new or empty output folder")
+
+
+def check_set_folder_target(out_dir: str | os.PathLike) -> Path:
+    """Check, before anything is generated, that ``out_dir`` can take a set: a new or empty folder, or a set
+    to resume; writable, with room on its disk. Nothing is created."""
+    out_dir = check_output_dir(out_dir, "set folder")
+    _check_not_foreign(out_dir)
+    return out_dir
 
 
 def _stored_entry(path: Path, decode: bool = False) -> dict | None:
@@ -465,6 +482,10 @@ def synthesize(pipe, records: list[PromptRecord], out_dir: str | os.PathLike, *,
     if batch_size < 1:
         raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
     _check_shard(shard)
+    STEPS.check(steps, "steps")  # before the set folder is made: diffusers would refuse them mid-run
+    GUIDANCE.check(guidance, "guidance")
+    if resolution is not None:
+        RESOLUTION.check(resolution, "resolution")
     generator_name = generator_name or str(getattr(pipe, "name_or_path", "") or type(pipe).__name__)
     settings = {"generator": generator_name, "scheduler": type(pipe.scheduler).__name__, "steps": steps,
                 "guidance": guidance}
@@ -539,11 +560,6 @@ def lowest_energy(classes: list[int], energies: list[float], quotas: dict[int, i
     return sorted(kept)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def filter_by_energy(out_dir: str | os.PathLike, model: torch.nn.Module, quotas: dict[int, int],
                      transform: Callable = mini_image_transform, temperature: float = 1.0,
                      batch_size: int = 256) -> dict:
@@ -563,8 +579,8 @@ def filter_by_energy(out_dir: str | os.PathLike, model: torch.nn.Module, quotas:
     candidates_path = out_dir / CANDIDATES_NAME
     if not candidates_path.exists():
         raise DatasetLayoutError(f"{out_dir} has no {CANDIDATES_NAME}: synthesize the candidates first")
-    entries = _read_jsonl(candidates_path)
-    loader = DataLoader(manifest_dataset(out_dir, entries, transform), batch_size=batch_size)
+    entries = read_jsonl(candidates_path)
+    loader = DataLoader(manifest_dataset(out_dir, entries, transform, manifest=CANDIDATES_NAME), batch_size=batch_size)
     logits, _ = logits_and_features(model, loader, desc="energy")
     energies = energy_score(logits, temperature).tolist()
     kept = lowest_energy([int(e["classes"][0]) for e in entries], energies, quotas)
@@ -597,8 +613,9 @@ def synthesize_set(config: PromptConfig, out_dir: str | os.PathLike, *, generato
     if genq and filter_model is None:
         raise ConfigError("strategy genq filters its images with the full-precision model: pass the model "
                           "(--model) whose energy score selects them")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(device))
     validate(config, load_vocabulary(config.vocabulary))  # fail on a bad config before loading a generator
+    check_set_folder_target(out_dir)
     if pipe is None:
         pipe = load_pipeline(generator, device=device, dtype=dtype)
     similarity = class_similarity(pipe, config.vocabulary) if config.partners != "random" else None

@@ -8,26 +8,48 @@ import hashlib
 from pathlib import Path
 
 import nbformat
+import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-REPOSITORY = "mixq-dev/mixq"  # GitHub owner/name the Colab badges open notebooks from
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+# The one setting the Colab badges, the install cells and the book's repository button come from.
+_REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+REPOSITORY_URL = _REPOSITORY["url"].rstrip("/").removesuffix(".git")
+BRANCH = _REPOSITORY.get("branch", "main")
+REPOSITORY = REPOSITORY_URL.removeprefix("https://github.com/")  # owner/name, as Colab's github/ links take it
 
-INSTALL = '''# Colab: install MixQ and its dependencies (a no-op where the package is installed already).
+INSTALL = '''# Colab (or a Jupyter without MixQ): clone the repository, install the clone, and work in it, since the
+# notebooks read its assets/ and results/. A no-op where MixQ is installed already.
 import importlib.util
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+REPOSITORY, BRANCH = "{url}", "{branch}"
 if importlib.util.find_spec("mixq_core") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "mixq-core[book] @ git+https://github.com/{repo}"], check=True)'''
+    clone = Path("mixq").resolve()
+    if not clone.is_dir():
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", BRANCH, REPOSITORY, str(clone)], check=True)
+    # Not the book extra: jupyter-book's pins would move the packages Colab comes with.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone), "matplotlib", "seaborn", "pandas",
+                    "ipywidgets"], check=True)
+    sys.path.insert(0, str(clone))  # this kernel started before the install
+    os.chdir(clone)'''
+
+
+def colab_badge(name: str) -> str:
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/notebooks/{name}.ipynb)")
+
+
+def install_cell():
+    return new_code_cell(INSTALL.format(url=REPOSITORY_URL, branch=BRANCH), metadata={"tags": ["remove-cell"]})
 
 
 def opening(name: str, title: str, intro: str, parameters: str) -> list:
-    badge = (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-             f"(https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{name}.ipynb)")
-    return [new_markdown_cell(f"# {title}\n\n{badge}\n\n{intro.strip()}"),
-            new_code_cell(INSTALL.format(repo=REPOSITORY), metadata={"tags": ["remove-cell"]}),
+    return [new_markdown_cell(f"# {title}\n\n{colab_badge(name)}\n\n{intro.strip()}"), install_cell(),
             new_code_cell(parameters.strip(), metadata={"tags": ["parameters"]})]
 
 
@@ -624,7 +646,8 @@ pivot_sources(tables["long"])
     code("""
 versus = {other: compare_sources(tables["long"], "mixup", other)
           for other in ("single", "genq", "single-mixup", "single-cutmix")}
-pd.concat([table.set_index(["model", "bits"]) for table in versus.values() if not table.empty], axis=1)
+found = [table.set_index(["model", "bits"]) for table in versus.values() if not table.empty]
+pd.concat(found, axis=1) if found else "No cell of the long schedule has mixup and a baseline yet."
 """),
     md("Mixup-class prompts minus each baseline in the long schedule, ±2 standard errors over seeds."),
     code("""
@@ -923,112 +946,147 @@ display(Markdown(world_conclusion(summary)))
 
 NOTEBOOKS["08_imagenet_colab"] = opening("08_imagenet_colab", "The ImageNet track on a GPU", """
 The paper's own setting: **Stable Diffusion v1.5** draws the calibration images from ImageNet class
-names, a **timm pretrained** model is quantized with QDrop (1024 images, 20 000 iterations per block,
-first and last layer at 8 bits), and the result is scored on the ImageNet validation set and set beside
-the published numbers. It is the same code as the mini track, on the `imagenet` profile.
+names, a **timm pretrained** model is quantized with QDrop (first and last layer at 8 bits), and the
+result is scored on the ImageNet validation set and set beside the published numbers. It is the same
+code as the mini track, on an ImageNet profile.
+
+By default the notebook runs the `imagenet-colab` profile, sized for a free Colab GPU (a T4): resnet18 at
+W2A4 from mixup-class prompts, with 250 generated images (one per prompt, drawn from every 4th ImageNet
+class), 5000 QDrop steps per block and top-1 on a fixed subset of 10 000 val images, in about 36 minutes.
+Set `imagenet_profile = "imagenet"` for the paper's full setting: 1024 images, 20 000 steps per block and
+all 50 000 val images, about 2.3 hours on a T4.
 
 In Colab: choose a GPU runtime, put the ImageNet validation folder (`val/<synset>/*.JPEG`) on Google
 Drive, set `imagenet_val` below and run all cells. The model weights and Stable Diffusion are downloaded
-on first use. The full setting takes a while on one GPU (1024 generated images, then 20 000 steps per
-block); lower `n_calib` and `iters` for a first look — they are part of the record, so nothing is mixed up.
-Without a CUDA GPU or without the folder (as when this book is built), the notebook runs nothing and shows
-the published numbers with any ImageNet records found in `results_dir`.
-""", '''
+on first use. The synthetic set, the record and a resume folder are kept on Drive: after a disconnect,
+run all cells again and the work goes on where it stopped (the set from its last image, QDrop after its
+last finished block). Without a CUDA GPU or without the folder (as when this book is built), the notebook
+runs nothing and shows the published numbers with any ImageNet records found in `results_dir`.
+""", """
 profile = "mini"        # papermill parameter of the book build (unused: this notebook always uses the ImageNet track)
-imagenet_profile = "imagenet"
+imagenet_profile = "imagenet-colab"  # sized for a Colab T4 (~36 min); "imagenet": the paper's setting (~2.3 h)
 imagenet_val = "/content/drive/MyDrive/imagenet/val"  # val/<synset>/*.JPEG
-imagenet_train = ""     # optional train/<synset>/*.JPEG: needed for data = "real" and for the generalization probes
-model = "resnet18"      # any model of the imagenet profile
-w_bits = 4
+imagenet_train = ""     # optional train/<synset>/*.JPEG: needed for data real and for the generalization probes
+model = "resnet18"      # any model of the profile
+w_bits = 2
 a_bits = 4
 data = "mixup"          # real | noise | single | genq | mixup | mixup-embed
-n_calib = 1024
-iters = 20000           # QDrop steps per block
+n_calib = None          # None: the profile's (imagenet-colab 250, imagenet 1024)
+iters = None            # QDrop steps per block; None: the profile's (imagenet-colab 5000, imagenet 20 000)
 seed = 0
-eval_limit = 0          # 0: all 50 000 val images; N: a fixed random subset of N
-results_dir = ""        # "": ./results (or $MIXQ_RESULTS); on Colab a Drive folder keeps records across sessions
-''') + [
-    code('''
+results_dir = ""        # "": in Colab MyDrive/mixq-results (kept across sessions), elsewhere ./results
+""") + [
+    code("""
 import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from mixq_core.experiment import ExperimentConfig, run
-from mixq_core.profiles import load_profile, write_profile
+from mixq_core.estimate import expected_seconds
+from mixq_core.experiment import SYNTHETIC_SOURCES, ExperimentConfig, resume_folder, run
+from mixq_core.profiles import load_profile
 from mixq_core.report import beside_reference, ptq_records, records_frame, set_gallery
 from mixq_core.results import RESULTS_DIR
 
-results_dir = results_dir or str(RESULTS_DIR)
-if "google.colab" in sys.modules and imagenet_val.startswith("/content/drive"):
+in_colab = "google.colab" in sys.modules
+results_dir = results_dir or ("/content/drive/MyDrive/mixq-results" if in_colab else str(RESULTS_DIR))
+if in_colab and any(path.startswith("/content/drive") for path in (imagenet_val, results_dir)):
     from google.colab import drive
 
     drive.mount("/content/drive")
-'''),
+"""),
     md("## Is there a GPU and an ImageNet folder?"),
-    code('''
+    code("""
 track = load_profile(imagenet_profile)
+config = ExperimentConfig(profile=imagenet_profile, model=model, w_bits=w_bits, a_bits=a_bits, data=data,
+                          n_calib=n_calib, iters=iters, seed=seed).resolved()
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 missing = [what for what, ok in [("a CUDA GPU", gpu is not None),
                                  (f"the ImageNet val folder {imagenet_val!r}", Path(imagenet_val).is_dir())] if not ok]
 ready = not missing
 if ready:
     display(Markdown(f"GPU: **{gpu}**. Model `{model}` (weights `{track['pretrained_tags'].get(model)}`), "
-                     f"W{w_bits}A{a_bits}, calibration `{data}` × {n_calib}, {iters} QDrop steps per block, "
-                     f"generator `{track['generator']}` ({track['steps']} steps, guidance {track['guidance']})."))
+                     f"W{w_bits}A{a_bits}, calibration `{data}` × {config.n_calib}, {config.iters} QDrop steps "
+                     f"per block, generator `{track['generator']}` ({track['steps']} steps, guidance "
+                     f"{track['guidance']})."))
 else:
     display(Markdown("Not run here: this machine lacks " + " and ".join(missing) + ". The tables below show "
                      "the published numbers and any ImageNet records already in `results_dir`."))
-'''),
-    md('''
+"""),
+    md("""
+## How long it will take
+
+An estimate for a free Colab T4, before anything starts (its figures and their sources are in
+`mixq_core/estimate.py`; the `imagenet-colab` profile is sized with them). It assumes Stable Diffusion v1.5
+at 0.14 s per image and solver step in fp16 (the rate diffusers measured on a T4), plus 0.3 s per image to
+decode and save it; QDrop in fp32, since a T4 has no bf16 in hardware, at about 0.17 s per step of all of
+resnet18's blocks (341 GFLOP per step at 5 TFLOPS, plus the memory-bound fake quantization); evaluation at
+100 images/s, the pace of JPEG decoding on Colab's two CPU cores. Other GPUs differ: once a stage runs, its
+progress bar shows the real rate and the time left.
+"""),
+    code("""
+stages = pd.DataFrame(expected_seconds(track, model, n_images=config.n_calib, iters=config.iters,
+                                       generated=data in SYNTHETIC_SOURCES))
+total = (f"about **{stages['minutes'].sum():.0f} minutes** on a T4" if stages["minutes"].notna().all()
+         else f"not estimated: there is no QDrop figure for {model} yet")
+display(stages)
+display(Markdown(f"In all: {total}."))
+"""),
+    md("""
 ## Generate, quantize, evaluate
 
 One call: the calibration set is generated (or reused from `results_dir/sets/`), the model is
-quantized and scored, and one JSON record is written under `results_dir/ptq/imagenet-colab/`. A record
-that exists is reused, so rerunning the notebook after a disconnect costs nothing twice; the synthetic
-set resumes where it stopped.
-'''),
-    code('''
-run_profile = "imagenet-colab"  # the imagenet profile with this notebook's evaluation subset
-write_profile(run_profile, Path(results_dir) / "profiles", extends=imagenet_profile, eval_limit=eval_limit or None)
+quantized and scored, and one JSON record is written under `results_dir/ptq/<profile>/`. A record
+that exists is reused; a set that was cut short resumes from its last image, and the quantization
+from its last finished block, whose state is kept in `results_dir/resume/` (the result is the same as
+that of an uninterrupted run).
+"""),
+    code("""
 record = None
 if ready:
-    config = ExperimentConfig(profile=run_profile, model=model, w_bits=w_bits, a_bits=a_bits, data=data,
-                              n_calib=n_calib, iters=iters, seed=seed)
     record = run(config, results_dir=results_dir, imagenet_val=imagenet_val, imagenet_train=imagenet_train or None,
-                 device="cuda")["metrics"]
+                 device="cuda", resume_dir=resume_folder(config, Path(results_dir) / "resume"))["metrics"]
+    seconds = record["seconds"]
     display(Markdown(f"**top-1 {record['top1']:.2f} %** (full precision {record['fp_top1']:.2f} %, drop "
-                     f"{record['drop']:.2f}) on {record['n_eval']} val images; quantization took "
-                     f"{record['seconds']['quantize_seconds']:.0f} s on {record['device']}."))
-'''),
-    code('''
+                     f"{record['drop']:.2f}) on {record['n_eval']} val images, on {record['device']}: synthesis "
+                     f"{seconds['synthesis_seconds']:.0f} s, quantization {seconds['quantize_seconds']:.0f} s, "
+                     f"evaluation {seconds['eval_seconds']:.0f} s."))
+"""),
+    code("""
 if record is not None and record["set_folder"]:
     set_gallery(record["set_folder"], n=16, title=f"{data} calibration images (first 16)")
     plt.show()
-'''),
+"""),
     md("## Beside the published numbers"),
-    code('''
-records = ptq_records(run_profile, results_dir) + ptq_records(imagenet_profile, results_dir)
+    code("""
+records = [r for name in dict.fromkeys([imagenet_profile, "imagenet-colab", "imagenet"])
+           for r in ptq_records(name, results_dir)]
 frame = records_frame(records)
 table = beside_reference(frame, [model])
 table
-'''),
-    code('''
+"""),
+    code("""
 plot = table.assign(label=table["source"] + " (" + table["calibration"] + ")")
 axis = sns.barplot(data=plot, y="label", x="drop", hue="bits", orient="h")
 axis.set(xlabel="top-1 drop from full precision (points)", ylabel="", title=f"{model} on ImageNet")
 plt.show()
-''', hide=True),
+""", hide=True),
 ]
 
 
 def add_opening(path: Path) -> None:
-    """Give a notebook kept as JSON (00_models) the same badge and install cell, once."""
+    """Give a notebook kept as JSON (00_models) the same badge and install cell as the others."""
     notebook = nbformat.read(path, as_version=4)
-    if "colab-badge" in notebook.cells[0].source:
+    if "colab-badge" in notebook.cells[0].source:  # refresh them: the repository setting may have changed
+        title, _, rest = notebook.cells[0].source.partition("\n\n")
+        rest = rest.partition("\n\n")[2] if rest.startswith("[![Open In Colab]") else rest
+        notebook.cells[0].source = f"{title}\n\n{colab_badge(path.stem)}\n\n{rest}".rstrip()
+        notebook.cells[1].source = install_cell().source
+        path.write_text(nbformat.writes(notebook) + "\n")
         return
     first = notebook.cells[0].source.split("\n", 1)
     title, rest = first[0], first[1] if len(first) > 1 else ""

@@ -30,7 +30,7 @@ def test_quantize_prints_one_json_line_and_writes_the_trace(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--profile", "nope"], "unknown profile 'nope'; accepted: "),
-    (["--w-bits", "1"], "w_bits must be an integer from 2 to 8"),
+    (["--w-bits", "1"], "argument --w-bits: must be an integer from 2 to 8"),
     (["--method", "gptq"], "unknown quantization method 'gptq'; accepted: adaround, brecq, qdrop, rtn"),
     (["--data", "/no/such/folder"], "calibration data must be 'real', 'noise' or the folder of a synthetic set"),
 ])

@@ -35,12 +35,14 @@ from .reconstruct import find_units as find_units
 from .reconstruct import prepare as prepare
 from .reconstruct import quantize as quantize
 from .reconstruct import register_method as register_method
+from .resume import ResumeError as ResumeError
+from .resume import check_resume_dir as check_resume_dir
 
 __all__ = [
     "AdaRound", "BetaSchedule", "ENGINE_VERSION", "FoldingError", "METHODS", "NothingToQuantizeError",
     "QuantAttention", "QuantBlock", "QuantConfig", "QuantLayer", "QuantTrace", "QuantWindowAttention", "RANGE_INITS",
-    "Recipe",
-    "ReconstructionError", "UniformQuantizer", "UnitTrace", "block_types", "calibrate_activations",
-    "calibrate_weights", "calibration_dataset", "fake_quantize", "find_units", "fold_batchnorm", "prepare",
-    "quantize", "register_block", "register_method", "scale_and_zero_point", "set_quant_state", "wrap_model",
+    "Recipe", "ReconstructionError", "ResumeError", "UniformQuantizer", "UnitTrace", "block_types",
+    "calibrate_activations", "calibrate_weights", "calibration_dataset", "check_resume_dir", "fake_quantize",
+    "find_units", "fold_batchnorm", "prepare", "quantize", "register_block", "register_method",
+    "scale_and_zero_point", "set_quant_state", "wrap_model",
 ]

@@ -51,6 +51,7 @@ class UnitTrace:
     probe_loss_after: float | None = None
     soft_share: float | None = None  # free rounding variables still soft (0 < h(α) < 1) before hardening
     flipped_share: float | None = None  # weights hard-rounded the other way than round-to-nearest
+    cache: str | None = None  # where its cached inputs and outputs were kept: "device" or "cpu" (pinned memory)
     rec_loss: list[float] = field(default_factory=list)
     round_loss: list[float] = field(default_factory=list)
     grad_norm_rounding: list[float] = field(default_factory=list)
@@ -75,6 +76,7 @@ class QuantTrace:
     calibration_seconds: float = 0.0
     n_calib: int = 0
     n_probe: int = 0
+    resumed_units: int = 0  # units loaded from a resume folder instead of reconstructed by this call
 
     def to_dict(self) -> dict:
         return asdict(self)

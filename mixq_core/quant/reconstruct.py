@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -70,10 +71,14 @@ from .modules import (
 )
 from .probes import QuantTrace, ReconstructionError, StepRecorder, UnitTrace, grad_norm
 from .quantizers import RANGE_INITS, AdaRound, BetaSchedule, check_bits, keep_mask
+from .resume import ResumeFolder, fingerprint
 
 ENGINE_VERSION = 2  # what the reconstruction computes; bumped whenever a fixed config's result may change
 
 ACT_CALIBRATIONS = ("float", "quantized")
+CACHE_DEVICES = ("auto", "device", "cpu")
+# QuantConfig fields that change where work happens, not what it computes: a resumed run may change them.
+PLACEMENT_FIELDS = ("cache_device",)
 
 # ----------------------------------------------------------------------------- methods
 
@@ -132,7 +137,13 @@ class QuantConfig:
         probe_every: steps between two held-out probes when a probe loader is given (0: never).
         check_every: steps between two NaN/inf checks of the losses (each costs a host sync).
         cache_batch: images per forward pass when caching unit inputs and outputs.
-        amp: on CUDA, run the unit's convolutions and matmuls in bf16 (quantizers stay in float32).
+        cache_device: where each unit's cached inputs and outputs are kept: ``device`` (the model's), ``cpu``
+            (pinned CPU memory, one batch copied to the GPU per step, as the official QDrop code's
+            ``keep_gpu=False``) or ``auto`` (the device while they fit in its free memory, else the CPU; see
+            :func:`cache_placement`). It changes where tensors are kept, never a result.
+        amp: on a CUDA GPU with native bf16 (compute capability ≥ 8: A100, L4, H100, ...), run the unit's
+            convolutions and matmuls in bf16 (quantizers stay in float32); older GPUs (T4, V100) emulate bf16
+            slowly, so they run in float32.
         compile: fuse AdaRound's element-wise update with ``torch.compile`` (eager fallback if unavailable).
     """
 
@@ -161,6 +172,7 @@ class QuantConfig:
     probe_every: int = 100
     check_every: int = 100
     cache_batch: int = 256
+    cache_device: str = "auto"
     amp: bool = True
     compile: bool = True
 
@@ -171,6 +183,8 @@ class QuantConfig:
             raise unknown_name("quantization method", self.method, METHODS)
         if self.act_calibration not in ACT_CALIBRATIONS:
             raise unknown_name("act_calibration", self.act_calibration, ACT_CALIBRATIONS)
+        if self.cache_device not in CACHE_DEVICES:
+            raise unknown_name("cache_device", self.cache_device, CACHE_DEVICES)
         for name in ("weight_init", "act_init"):
             if getattr(self, name) not in RANGE_INITS:
                 raise unknown_name(f"{name} range initialisation", getattr(self, name), RANGE_INITS)
@@ -234,11 +248,29 @@ def find_units(model: nn.Module, example: torch.Tensor, unit: str) -> list[Unit]
 
 @dataclass
 class UnitData:
-    """A unit's cached tensors, all on the model's device: ``(N, ...)`` each."""
+    """A unit's cached tensors, ``(N, ...)`` each, kept on the unit's ``device`` or, when ``host``, in CPU memory
+    (pinned when ``device`` is a GPU, so that copies to it run asynchronously)."""
 
     quant_input: torch.Tensor  # input in the quantized model (earlier units already reconstructed)
     fp_input: torch.Tensor  # input in the float model
     fp_output: torch.Tensor  # output in the float model: the target
+    device: torch.device  # where the unit runs
+    host: bool = False  # the tensors are kept in CPU memory, not on ``device``
+
+    @property
+    def pinned(self) -> bool:
+        return self.host and self.device.type == "cuda"
+
+    def gather(self, tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``tensor[rows]`` on the unit's device (``rows``: indices, on the device the tensor is kept on)."""
+        if not self.host:
+            return tensor[rows]
+        out = torch.empty((len(rows), *tensor.shape[1:]), dtype=tensor.dtype, pin_memory=self.pinned)
+        return torch.index_select(tensor, 0, rows, out=out).to(self.device, non_blocking=self.pinned)
+
+    def on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A slice of a cached tensor, on the unit's device."""
+        return tensor.to(self.device, non_blocking=self.pinned) if self.host else tensor
 
 
 class _StopForward(Exception):
@@ -246,17 +278,20 @@ class _StopForward(Exception):
 
 
 @torch.no_grad()
-def _capture(model: nn.Module, unit: nn.Module, images: torch.Tensor, chunk: int, want_output: bool):
-    """Run ``model`` on ``images`` in chunks, up to ``unit``; return its inputs (and outputs), concatenated."""
+def _capture(model: nn.Module, unit: nn.Module, images: torch.Tensor, chunk: int, want_output: bool,
+             host: bool = False):
+    """Run ``model`` on ``images`` in chunks, up to ``unit``; return its inputs (and outputs), concatenated,
+    on the model's device or (``host``) in CPU memory, pinned when the model is on a GPU."""
     inputs, outputs = [], []
 
     def pre_hook(module, args):
-        inputs.append(args[0].detach().clone())  # a copy: the unit could modify its input in place
+        # A copy: the unit could modify its input in place.
+        inputs.append(args[0].detach().to("cpu", copy=True) if host else args[0].detach().clone())
         if not want_output:
             raise _StopForward
 
     def hook(module, args, output):
-        outputs.append(output.detach())
+        outputs.append(output.detach().to("cpu") if host else output.detach())
         raise _StopForward
 
     handles = [unit.register_forward_pre_hook(pre_hook)]
@@ -271,18 +306,69 @@ def _capture(model: nn.Module, unit: nn.Module, images: torch.Tensor, chunk: int
     finally:
         for handle in handles:
             handle.remove()
-    return torch.cat(inputs), (torch.cat(outputs) if want_output else None)
+    pin = host and images.device.type == "cuda"
+    return _joined(inputs, pin), (_joined(outputs, pin) if want_output else None)
 
 
-def cache_unit_data(model: nn.Module, unit: nn.Module, images: torch.Tensor, chunk: int) -> UnitData:
-    """The unit's inputs in the float and quantized model and its float output, for all ``images``."""
+def _joined(chunks: list[torch.Tensor], pin: bool) -> torch.Tensor:
+    """``torch.cat(chunks)``, written straight into pinned memory when ``pin``."""
+    if not pin:
+        return torch.cat(chunks)
+    out = torch.empty((sum(len(c) for c in chunks), *chunks[0].shape[1:]), dtype=chunks[0].dtype, pin_memory=True)
+    return torch.cat(chunks, out=out)
+
+
+def cache_unit_data(model: nn.Module, unit: nn.Module, images: torch.Tensor, chunk: int,
+                    host: bool = False) -> UnitData:
+    """The unit's inputs in the float and quantized model and its float output, for all ``images``; kept in CPU
+    memory when ``host`` (see :class:`UnitData`)."""
     set_quant_state(model, weights=False, activations=False)
     try:
-        fp_input, fp_output = _capture(model, unit, images, chunk, want_output=True)
+        fp_input, fp_output = _capture(model, unit, images, chunk, want_output=True, host=host)
     finally:
         set_quant_state(model, weights=True, activations=True)
-    quant_input, _ = _capture(model, unit, images, chunk, want_output=False)
-    return UnitData(quant_input, fp_input, fp_output)
+    quant_input, _ = _capture(model, unit, images, chunk, want_output=False, host=host)
+    return UnitData(quant_input, fp_input, fp_output, device=images.device, host=host)
+
+
+# Where a unit's cache goes (cache_device="auto"). A reconstruction step holds, besides the cache, the activations
+# autograd saves inside the unit and their gradients: a ResNet bottleneck or a ViT block saves some 10-30 times its
+# input per image, so STEP_MEMORY_FACTOR times the batch's input and output bytes covers it. CACHE_MARGIN is left
+# for the allocator's fragmentation and cuDNN's workspaces.
+STEP_MEMORY_FACTOR = 16
+CACHE_MARGIN = 1 << 30
+
+
+def cache_placement(setting: str, device: torch.device, cache_bytes: int, step_bytes: int,
+                    free_bytes: int | None = None) -> str:
+    """Where a unit's cache goes: ``device`` or ``cpu``.
+
+    ``setting`` is :attr:`QuantConfig.cache_device`; ``auto`` keeps the cache (``cache_bytes``) on a CUDA
+    ``device`` when it, a step's working memory (``step_bytes``) and a 1 GiB margin fit in the GPU's free memory
+    (``free_bytes``; default: what the driver reports free plus what PyTorch holds unused), else in CPU memory.
+    On a CPU ``auto`` is ``device``: both are the same memory.
+    """
+    if setting != "auto":
+        return setting
+    if device.type != "cuda":
+        return "device"
+    if free_bytes is None:
+        unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # PyTorch's cached blocks
+        free_bytes = torch.cuda.mem_get_info(device)[0] + unused
+    return "device" if cache_bytes + step_bytes + CACHE_MARGIN <= free_bytes else "cpu"
+
+
+def unit_cache_placement(model: nn.Module, unit: nn.Module, images: torch.Tensor, n_probe: int,
+                         config: QuantConfig) -> str:
+    """:func:`cache_placement` for ``unit``, its sizes measured on one image (only where ``auto`` must choose)."""
+    if config.cache_device != "auto" or images.device.type != "cuda":
+        return cache_placement(config.cache_device, images.device, 0, 0)
+    one_input, one_output = _capture(model, unit, images[:1], 1, want_output=True)
+    per_image = one_input.numel() * one_input.element_size(), one_output.numel() * one_output.element_size()
+    # Two inputs (quantized and float) and one output per calibration and probe image.
+    cache_bytes = (len(images) + n_probe) * (2 * per_image[0] + per_image[1])
+    step_bytes = STEP_MEMORY_FACTOR * config.batch_size * sum(per_image)
+    return cache_placement("auto", images.device, cache_bytes, step_bytes)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -362,8 +448,7 @@ class UnitReconstruction:
         return x
 
     def forward(self, quant_input: torch.Tensor, fp_input: torch.Tensor | None = None) -> torch.Tensor:
-        device_type = quant_input.device.type
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.config.amp and device_type == "cuda"):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.config.amp and native_bf16(quant_input.device)):
             return self.unit.module.body(self.unit_input(quant_input, fp_input))
 
     @torch.no_grad()
@@ -375,32 +460,40 @@ class UnitReconstruction:
         quant_input, target = data.quant_input, data.fp_output
         if rows is not None:
             quant_input, target = quant_input[rows], target[rows]
-        total = torch.zeros((), device=quant_input.device)
+        total = torch.zeros((), device=data.device)
         chunk = self.config.cache_batch
         for start in range(0, len(quant_input), chunk):
-            out = self.forward(quant_input[start : start + chunk])
-            total += reconstruction_loss(out, target[start : start + chunk], self.feature_dim) * len(out)
+            piece = slice(start, start + chunk)
+            out = self.forward(data.on_device(quant_input[piece]))
+            total += reconstruction_loss(out, data.on_device(target[piece]), self.feature_dim) * len(out)
         for quantizer, prob in zip(self.quantizers, saved, strict=True):
             quantizer.drop_prob = prob
         return total / len(quant_input)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """A CUDA GPU with bf16 in hardware (compute capability ≥ 8), where ``QuantConfig.amp`` applies."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def reconstruct_unit(unit: Unit, data: UnitData, config: QuantConfig, recipe: Recipe, seed: int,
-                     probe: UnitData | None = None) -> UnitTrace:
+                     probe: UnitData | None = None, position: str = "") -> UnitTrace:
     """Reconstruct ``unit`` for ``config.iters`` steps on its cached ``data``; return its trace.
 
     ``probe``, when given, is the unit's data on held-out images, evaluated every ``config.probe_every`` steps.
-    Raises :class:`ReconstructionError` (naming the unit) if a loss or gradient norm becomes NaN or inf.
+    ``position`` (``3/21``) goes into the progress bar. Raises :class:`ReconstructionError` (naming the unit)
+    if a loss or gradient norm becomes NaN or inf.
     """
-    trace = UnitTrace(name=unit.name, kind=unit.kind, iters=config.iters)
+    trace = UnitTrace(name=unit.name, kind=unit.kind, iters=config.iters, cache="cpu" if data.host else "device")
     state = UnitReconstruction(unit, config, recipe.drop)
     trace.loss_before = float(state.evaluate(data))
     state.start()
-    device = data.quant_input.device
+    device = data.device
     n = len(data.quant_input)
-    # All batch indices drawn up front, from the run's seed: no host work per step.
+    # All batch indices drawn up front, from the run's seed: no host work per step. They stay where the cache is.
     generator = torch.Generator().manual_seed(seed)
-    batches = torch.randint(0, n, (config.iters, min(config.batch_size, n)), generator=generator).to(device)
+    batches = torch.randint(0, n, (config.iters, min(config.batch_size, n)), generator=generator)
+    batches = batches.to(data.quant_input.device)
     round_optimizer = _adam(state.rounding_params, config.lr_round) if state.rounding_params else None
     step_optimizer = _adam(state.step_params, config.lr_act) if state.step_params else None
     step_schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(step_optimizer, T_max=max(config.iters, 1))
@@ -410,11 +503,11 @@ def reconstruct_unit(unit: Unit, data: UnitData, config: QuantConfig, recipe: Re
     recorder = StepRecorder(trace, config.iters, device, config.check_every)
     probe_rows = slice(0, min(len(probe.quant_input), n)) if probe is not None else None
     start_time = time.perf_counter()
-    for step in progress(range(config.iters), desc=f"{unit.name} ({unit.kind})"):
+    for step in progress(range(config.iters), desc=f"{position} {unit.name} ({unit.kind})".strip()):
         batch = batches[step]
-        fp_input = data.fp_input[batch] if state.drop_prob > 0 else None
-        output = state.forward(data.quant_input[batch], fp_input)
-        rec_loss = reconstruction_loss(output, data.fp_output[batch], state.feature_dim)
+        fp_input = data.gather(data.fp_input, batch) if state.drop_prob > 0 else None
+        output = state.forward(data.gather(data.quant_input, batch), fp_input)
+        rec_loss = reconstruction_loss(output, data.gather(data.fp_output, batch), state.feature_dim)
         rec_loss.backward()
         # The activation steps' gradients hold the reconstruction loss alone (nothing else touches them);
         # AdaRound reports the reconstruction share of α's gradient before adding the regulariser's.
@@ -491,7 +584,8 @@ def prepare(model: nn.Module, config: QuantConfig, images: torch.Tensor) -> nn.M
 
 
 def quantize(model: nn.Module, config: QuantConfig, calib_loader: Iterable,
-             probe_loader: Iterable | None = None) -> tuple[nn.Module, QuantTrace]:
+             probe_loader: Iterable | None = None,
+             resume_dir: str | os.PathLike | None = None) -> tuple[nn.Module, QuantTrace]:
     """Quantize ``model`` with the calibration images of ``calib_loader``; return ``(qmodel, trace)``.
 
     Args:
@@ -500,12 +594,17 @@ def quantize(model: nn.Module, config: QuantConfig, calib_loader: Iterable,
         calib_loader: yields image batches or ``(images, labels)``; all of its images are used.
         probe_loader: optional held-out *real* images; each unit's loss on them is probed every
             ``config.probe_every`` steps (see :mod:`mixq_core.quant.probes`).
+        resume_dir: a folder that keeps the quantized state after each finished unit; a later call with the
+            same folder (and the same model, images and settings) goes on after the last finished unit and
+            returns what an uninterrupted call returns (see :mod:`mixq_core.quant.resume`).
 
     Returns the fake-quantized model (weights frozen on their grid, activation quantizers on) and a
     :class:`QuantTrace`. Deterministic for a given ``config.seed`` on a given device. Raises
-    :class:`ConfigError`, :class:`NothingToQuantizeError` or :class:`ReconstructionError`.
+    :class:`ConfigError`, :class:`NothingToQuantizeError`, :class:`ReconstructionError` or
+    :class:`~mixq_core.quant.resume.ResumeError`.
     """
     start_time = time.perf_counter()
+    folder = ResumeFolder(resume_dir) if resume_dir is not None else None  # checked before any long work
     device = model_device(model)
     images = collect_images(calib_loader, device)
     probe_images = collect_images(probe_loader, device) if probe_loader is not None else None
@@ -517,16 +616,30 @@ def quantize(model: nn.Module, config: QuantConfig, calib_loader: Iterable,
         torch.manual_seed(config.seed)
         qmodel = prepare(model, config, images)
         trace.calibration_seconds = time.perf_counter() - start_time
-        if recipe.unit != "none" and config.iters > 0:
-            if recipe.unit == "block":
-                warn_fallbacks(qmodel)
-            units = find_units(qmodel, images[:2], recipe.unit)
-            for index, unit in enumerate(units):
-                data = cache_unit_data(qmodel, unit.module, images, config.cache_batch)
-                probe = (cache_unit_data(qmodel, unit.module, probe_images, config.cache_batch)
-                         if probe_images is not None else None)
-                trace.units.append(reconstruct_unit(unit, data, config, recipe, config.seed * 1000 + index, probe))
-                del data, probe
+        units = find_units(qmodel, images[:2], recipe.unit) if recipe.unit != "none" and config.iters > 0 else []
+        if recipe.unit == "block" and units:
+            warn_fallbacks(qmodel)
+        if folder is not None:
+            result_settings = {k: v for k, v in config.to_dict().items() if k not in PLACEMENT_FIELDS}
+            finished = folder.start(fingerprint(result_settings, ENGINE_VERSION, model, images, probe_images,
+                                                [f"{u.name} ({u.kind})" for u in units], device))
+            if finished:
+                folder.restore(qmodel, len(finished), device)
+            trace.units = [UnitTrace(**unit) for unit in finished]
+            trace.resumed_units = len(finished)
+            start_time -= folder.seconds
+        for index in range(len(trace.units), len(units)):
+            unit = units[index]
+            host = unit_cache_placement(qmodel, unit.module, images, trace.n_probe, config) == "cpu"
+            data = cache_unit_data(qmodel, unit.module, images, config.cache_batch, host)
+            probe = (cache_unit_data(qmodel, unit.module, probe_images, config.cache_batch, host)
+                     if probe_images is not None else None)
+            trace.units.append(reconstruct_unit(unit, data, config, recipe, config.seed * 1000 + index, probe,
+                                                position=f"{index + 1}/{len(units)}"))
+            del data, probe
+            if folder is not None:
+                folder.save(index, unit.name, unit.module, asdict(trace.units[-1]), time.perf_counter() - start_time,
+                            device)
     for layer in quant_layers(qmodel):
         if layer.frozen_weight is None:
             layer.freeze()
