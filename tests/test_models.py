@@ -110,7 +110,8 @@ def test_cli_evaluate_prints_one_json_line():
 
 @pytest.mark.parametrize("args, message", [
     (["evaluate", "--model", "vgg16"], "unknown model 'vgg16' for profile 'mini'; accepted: resnet18"),
-    (["evaluate", "--profile", "cifar", "--model", "resnet18"], "unknown profile 'cifar'; accepted: imagenet, mini"),
+    (["evaluate", "--profile", "cifar", "--model", "resnet18"],
+     "unknown profile 'cifar'; accepted: imagenet, imagenet-colab, mini"),
     (["evaluate", "--profile", "imagenet", "--model", "resnet18", "--imagenet-val", "/nonexistent"],
      "could not load timm's pretrained weights 'resnet18.a1_in1k'"),
 ])
