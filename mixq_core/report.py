@@ -121,13 +121,20 @@ def world_generator_quality(worlds: Sequence[str]):
 
 def worlds_frame(records_by_world: dict[str, list[dict]]):
     """:func:`records_frame` of every world's records, with a ``world`` column (worlds in their given order)."""
+    return labelled_frame(records_by_world, "world")
+
+
+def labelled_frame(records_by_label: dict[str, list[dict]], column: str):
+    """:func:`records_frame` of each group's records, with the group's name in ``column``, an ordered category
+    in the given order (groups without records are left out)."""
     import pandas as pd
 
-    frames = [records_frame(records).assign(world=world) for world, records in records_by_world.items() if records]
+    frames = [records_frame(records).assign(**{column: label}) for label, records in records_by_label.items()
+              if records]
     if not frames:
-        return records_frame([]).assign(world=[])
+        return records_frame([]).assign(**{column: []})
     frame = pd.concat(frames, ignore_index=True)
-    frame["world"] = pd.Categorical(frame["world"], categories=list(records_by_world), ordered=True)
+    frame[column] = pd.Categorical(frame[column], categories=list(records_by_label), ordered=True)
     return frame
 
 
@@ -406,15 +413,7 @@ def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
 def regimes_frame(records_by_regime: dict[str, list[dict]]):
     """:func:`records_frame` of each regime's records (``{"short": [...], "long": [...]}``), with a ``regime``
     column in the given order."""
-    import pandas as pd
-
-    frames = [records_frame(records).assign(regime=regime) for regime, records in records_by_regime.items()
-              if records]
-    if not frames:
-        return records_frame([]).assign(regime=[])
-    frame = pd.concat(frames, ignore_index=True)
-    frame["regime"] = pd.Categorical(frame["regime"], categories=list(records_by_regime), ordered=True)
-    return frame
+    return labelled_frame(records_by_regime, "regime")
 
 
 def missing_experiments(profile: str, sections: Sequence[str] = GRID_SECTIONS,
