@@ -100,7 +100,10 @@ def _cmd_grid(args) -> dict:
     if args.by_seed:  # shortest schedule first, and in it every cell's seed 0 before any seed 1
         configs = sorted(configs, key=lambda c: (c.resolved().iters, c.seed))
     check_output_dir(results.RESULTS_DIR, "results folder ($MIXQ_RESULTS)")
-    records = run_grid(configs, force=args.force, device=device, share=args.share,
+    resume_root = None
+    if args.resumable:
+        resume_root = check_output_dir(Path(results.RESULTS_DIR) / "resume", "resume folder")
+    records = run_grid(configs, force=args.force, device=device, share=args.share, resume_root=resume_root,
                        imagenet_val=args.imagenet_val, imagenet_train=args.imagenet_train)
     return {"profile": args.profile, "section": args.section, "experiments": len(records),
             "results": [{**{k: r["metrics"]["config"][k] for k in ("model", "w_bits", "a_bits", "data", "seed")},
@@ -368,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="shortest schedule first, and in it every cell's seed 0, then seed 1, ...")
     grid.add_argument("--share", action="store_true",
                       help="work beside other `mixq grid --share` processes: skip what another one is running")
+    grid.add_argument("--resumable", action="store_true",
+                      help="keep each run's state after every finished unit under <results>/resume/, so that a grid "
+                           "stopped mid-run goes on from there when started again")
     _add_track_arguments(grid)
     grid.set_defaults(run=_cmd_grid)
 

@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -510,26 +511,38 @@ def _device_name(device: torch.device) -> str:
 
 
 def run_grid(configs: list[ExperimentConfig], force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
-             device: str | torch.device | None = None, share: bool = False, **roots) -> list[dict]:
+             device: str | torch.device | None = None, share: bool = False,
+             resume_root: str | os.PathLike | None = None, **roots) -> list[dict]:
     """:func:`run` for each config, loading the generator once if any config needs it.
 
     ``share``: work beside other processes running the same grid. An experiment another process is
     running (it holds the experiment's lock) is skipped, so each experiment runs once however many
     workers there are; only the records this process made or found are returned.
+    ``resume_root``: keep each run's reconstruction state in its :func:`resume_folder` under this folder, so
+    that a grid stopped mid-run (a session's end, a reboot) goes on from the last finished unit when started
+    again. A folder is deleted once its record is written.
     ``roots``: ``imagenet_val`` / ``imagenet_train`` folders, passed on to :func:`run`.
     """
     from .progress import progress
 
     device = default_device(device)
     pipe = grid_pipeline(configs if force else pending_configs(configs, results_dir), device)
+
+    def run_one(config: ExperimentConfig) -> dict:
+        folder = None if resume_root is None else resume_folder(config, resume_root)
+        record = run(config, force, results_dir, pipe, device=device, resume_dir=folder, **roots)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        return record
+
     if not share:
-        return [run(c, force, results_dir, pipe, device=device, **roots) for c in progress(configs, desc="experiments")]
+        return [run_one(c) for c in progress(configs, desc="experiments")]
     records = []
     for config in progress(configs, desc="experiments"):
         lock = Path(results_dir) / "locks" / f"{config_hash(config.resolved().identity())}.lock"
         with _try_exclusive(lock) as held:
             if held:
-                records.append(run(config, force, results_dir, pipe, device=device, **roots))
+                records.append(run_one(config))
     return records
 
 

@@ -161,6 +161,24 @@ def test_experiment_resumed_gives_the_record_of_an_uninterrupted_run(tmp_path, m
 
 
 @needs_resnet18
+def test_resumable_grid_goes_on_from_its_folder_and_removes_it(tmp_path, monkeypatch):
+    from mixq_core import experiment
+
+    config = experiment.ExperimentConfig(profile="smoke", data="noise", n_calib=16, iters=4)
+    root = tmp_path / "resume"
+    with monkeypatch.context() as patch:
+        _interrupt_after(patch, 3)
+        with pytest.raises(Interrupted):
+            experiment.run_grid([config], results_dir=tmp_path / "results", device="cpu", resume_root=root)
+    folder = experiment.resume_folder(config, root)
+    assert (folder / "state.json").exists()  # the stopped run left its finished units
+    [record] = experiment.run_grid([config], results_dir=tmp_path / "results", device="cpu", resume_root=root)
+    whole = experiment.run(config, results_dir=tmp_path / "whole")
+    assert record["config_hash"] == whole["config_hash"] and record["metrics"]["top1"] == whole["metrics"]["top1"]
+    assert not folder.exists()  # deleted once the record is written
+
+
+@needs_resnet18
 def test_quantize_command_resumes_from_its_folder(capsys, tmp_path):
     import json
 
