@@ -555,38 +555,61 @@ def set_gallery(folder: str | os.PathLike, n: int = 16, columns: int = 8, title:
 
 # ----------------------------------------------------------------------------- ImageNet reference numbers
 
+# The one copy of the published numbers: each row carries its source, the source's address and whether the
+# number was read second-hand (quoted by another page) rather than from the source itself. See its README.md.
 REFERENCE_CSV = Path(__file__).resolve().parent / "reference" / "imagenet_ptq_reference.csv"
 # The reference table names models as their papers do; these are the timm names of the same architectures.
 REFERENCE_MODEL_NAMES = {"resnet18": "resnet18", "resnet50": "resnet50", "mobilenetv2": "mobilenetv2_100",
                          "deit_small": "deit_small_patch16_224", "deit_base": "deit_base_patch16_224",
                          "vit_small": "vit_small_patch16_224", "swin_tiny": "swin_tiny_patch4_window7_224"}
+# The columns of the comparison table, in the order it shows them.
+REFERENCE_COLUMNS = ["method", "source", "model", "bits", "calibration", "data-free", "top1", "fp_top1", "drop"]
+# Longest text a cell may hold: pandas cuts longer cell text to this width with "..." when it shows a frame.
+MAX_CELL_TEXT = 50
 
 
 def imagenet_reference():
-    """The published ImageNet numbers shipped with the package (each row names its source),
-    with ``model`` as the timm architecture name and the drop from full precision."""
+    """The published ImageNet numbers shipped with the package, one row each with its ``source``, ``url`` and
+    ``second_hand`` flag; ``model`` is the timm architecture name, ``bits`` reads ``W4A4`` (or ``FP32``), and
+    ``drop`` is the fall from full precision (empty where the source gives no full-precision top-1).
+    A second-hand row's ``source`` ends in ``(second-hand)``, so every table that shows it says so."""
     import pandas as pd
 
-    frame = pd.read_csv(REFERENCE_CSV)
+    frame = pd.read_csv(REFERENCE_CSV, keep_default_na=False, na_values={"top1": [""], "fp_top1": [""]})
     frame["model"] = [REFERENCE_MODEL_NAMES.get(name, name.split(".")[0]) for name in frame["model"]]
     frame["bits"] = [f"W{w}A{a}" if w < 32 else "FP32" for w, a in zip(frame["w_bits"], frame["a_bits"], strict=True)]
     frame["drop"] = (frame["fp_top1"] - frame["top1"]).round(2)
+    second_hand = frame["second_hand"] == "yes"
+    frame.loc[second_hand, "source"] = frame.loc[second_hand, "source"] + " (second-hand)"
+    frame["data-free"] = frame["data_free"]
     return frame
 
 
 def beside_reference(frame, models: list[str] | None = None):
-    """This run's records (a :func:`records_frame`) and the quantized reference rows of the same
-    models (``models``, default: those in ``frame``, or all when it is empty), one row each:
-    ``source``, ``model``, ``bits``, ``calibration``, ``top1``, ``fp_top1``, ``drop``."""
+    """This run's records (a :func:`records_frame`) and the quantized reference rows of the same models
+    (``models``, default: those in ``frame``, or all when it is empty), one row each, with the columns of
+    :data:`REFERENCE_COLUMNS`: the method and its source in columns of their own, so that no cell's text is
+    long enough for pandas to cut it. Show it with :func:`reference_display`."""
     import pandas as pd
 
-    columns = ["source", "model", "bits", "calibration", "top1", "fp_top1", "drop"]
     reference = imagenet_reference()
     reference = reference[reference["bits"] != "FP32"]
     models = models or (sorted(set(frame["model"])) if len(frame) else sorted(set(reference["model"])))
-    theirs = reference[reference["model"].isin(models)].assign(source=lambda d: d["source"] + " · " + d["method"])
+    theirs = reference[reference["model"].isin(models)]
     if not len(frame):
-        return theirs[columns].reset_index(drop=True)
-    ours = frame.assign(source="MixQ (this run) · " + frame["method"],
-                        calibration=frame["data"] + " " + frame["n_calib"].astype(str))
-    return pd.concat([theirs[columns], ours[columns]], ignore_index=True)
+        return theirs[REFERENCE_COLUMNS].reset_index(drop=True)
+    ours = frame.assign(source="MixQ (this run)", method=frame["method"] + " from " + frame["data"],
+                        calibration=frame["data"] + " " + frame["n_calib"].astype(str),
+                        **{"data-free": ["no" if data == "real" else "yes" for data in frame["data"]]})
+    return pd.concat([theirs[REFERENCE_COLUMNS], ours[REFERENCE_COLUMNS]], ignore_index=True)
+
+
+def reference_display(table):
+    """A :func:`beside_reference` table as it should be shown: every cell's full text, two decimals, an empty
+    cell where a source gives no number, no index, in a container that scrolls sideways when the page is narrow."""
+    numbers = [c for c in ("top1", "fp_top1", "drop") if c in table.columns]
+    return (table.style.hide(axis="index").format("{:.2f}", subset=numbers, na_rep="")
+            .set_table_attributes('class="dataframe mixq-reference"')
+            .set_table_styles([{"selector": "", "props": [("display", "block"), ("overflow-x", "auto"),
+                                                          ("max-width", "100%")]},
+                               {"selector": "td, th", "props": [("white-space", "nowrap")]}]))

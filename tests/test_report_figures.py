@@ -48,3 +48,53 @@ def test_the_difference_figure_shows_each_baseline_with_two_standard_errors():
             assert container.lines[0].get_xdata()[0] == pytest.approx(row[f"mixup − {baseline}"])
             low, high = (cap.get_xdata()[0] for cap in container.lines[1])  # the error bar's two caps
             assert high - low == pytest.approx(4 * row["standard error"], abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- the ImageNet comparison table
+
+
+def test_every_reference_row_names_its_source_and_where_it_was_read():
+    from mixq_core.report import imagenet_reference
+
+    reference = imagenet_reference()
+    assert len(reference)
+    for column in ("source", "url", "method", "calibration", "model"):
+        assert (reference[column].str.strip() != "").all(), column
+    assert reference["url"].str.startswith("https://").all()
+    assert set(reference["second_hand"]) <= {"yes", "no"} and set(reference["data_free"]) <= {"yes", "no"}
+    second_hand = reference["second_hand"] == "yes"
+    assert reference.loc[second_hand, "source"].str.endswith("(second-hand)").all()
+    assert not reference.loc[~second_hand, "source"].str.contains("second-hand").any()
+    assert (reference["data_free"] == "yes").sum() >= 2  # the data-free peers: PSAQ-ViT and GenQ at least
+    assert reference["method"].str.startswith("GenQ").any()
+
+
+def test_the_comparison_table_shows_the_reference_file_untruncated():
+    import csv
+
+    from mixq_core.report import MAX_CELL_TEXT, REFERENCE_COLUMNS, REFERENCE_CSV, beside_reference, reference_display
+
+    ours = pd.DataFrame([{"model": "resnet18", "bits": "W2A4", "method": "qdrop", "data": "mixup", "n_calib": 250,
+                          "top1": 50.0, "fp_top1": 69.76, "drop": 19.76}])
+    table = beside_reference(ours, ["resnet18", "resnet50"])
+    assert list(table.columns) == REFERENCE_COLUMNS
+    assert (table["source"] == "MixQ (this run)").sum() == 1
+    # Rows differ in their shown text: method and source have columns of their own, none cut by pandas.
+    text = table.select_dtypes(exclude="number")
+    assert text.map(len).max().max() <= MAX_CELL_TEXT
+    assert not table.duplicated(["method", "source", "model", "bits"]).any()
+    assert "..." not in table.to_html() and "..." not in reference_display(table).to_html()
+    # Every published row of these models appears, with its value as the file has it.
+    with open(REFERENCE_CSV, newline="") as handle:
+        published = [row for row in csv.DictReader(handle)
+                     if row["model"] in ("resnet18", "resnet50") and int(row["w_bits"]) < 32]
+    theirs = table[table["source"] != "MixQ (this run)"]
+    assert len(theirs) == len(published)
+    for (_, shown), row in zip(theirs.iterrows(), published, strict=True):
+        assert shown["method"] == row["method"] and shown["bits"] == f"W{row['w_bits']}A{row['a_bits']}"
+        assert shown["top1"] == pytest.approx(float(row["top1"]))
+        if row["fp_top1"]:
+            assert shown["drop"] == pytest.approx(float(row["fp_top1"]) - float(row["top1"]), abs=0.006)
+        else:
+            assert pd.isna(shown["drop"])
+    assert "nan" not in reference_display(table).to_html().lower()
