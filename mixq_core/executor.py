@@ -132,14 +132,14 @@ def experiment_task(config: dict, results_dir: str, threads: int | None, before:
     return run(ExperimentConfig.from_dict(config), results_dir=results_dir)
 
 
-def notebook_task(path: str, profile: str, root: str, *experiments: dict) -> str | None:
-    """Stage 3: one notebook through papermill; returns None, or the error text."""
-    from .reproduce import execute_notebook
+def notebook_task(page: str, profile: str, root: str, *experiments: dict) -> str | None:
+    """Stage 3: one page of the book, its notebook through papermill; returns None, or the error text."""
+    from .reproduce import execute_page, page_named
 
     os.chdir(root)
-    error = execute_notebook(Path(path), {"profile": profile})
+    error = execute_page(page_named(page), {"profile": profile})
     if error is not None:
-        raise MixQError(f"notebook {Path(path).name}: {error}")
+        raise MixQError(f"notebook {page}: {error}")
     return None
 
 
@@ -154,10 +154,10 @@ def _import_ray():
     return ray
 
 
-def run_on_ray(profile_name: str, notebooks: list[Path] | None = None, results_dir: str | os.PathLike = RESULTS_DIR,
+def run_on_ray(profile_name: str, notebooks: list[str] | None = None, results_dir: str | os.PathLike = RESULTS_DIR,
                address: str | None = None, shards: int = 2, cpus_per_task: int | None = None,
                before_experiment: Callable | None = None, root: str | os.PathLike = ".") -> ExecutionReport:
-    """Run the profile's plan (and ``notebooks``) as Ray tasks; return what happened.
+    """Run the profile's plan (and ``notebooks``, the book's pages by name) as Ray tasks; return what happened.
 
     Args:
         address: a running cluster (``ray start --head`` prints it; ``"auto"`` finds a local
@@ -206,9 +206,9 @@ def run_on_ray(profile_name: str, notebooks: list[Path] | None = None, results_d
         experiment_refs.append(tracker.submit("experiments", label, experiment_task, task,
                                               config.resolved().to_dict(), results_dir, threads, before_experiment,
                                               *needs))
-    for path in notebooks or []:
-        tracker.submit("notebooks", Path(path).name, notebook_task, task,
-                       str(Path(path).resolve()), profile_name, str(Path(root).resolve()), *experiment_refs)
+    for page in notebooks or []:
+        tracker.submit("notebooks", page, notebook_task, task, page, profile_name, str(Path(root).resolve()),
+                       *experiment_refs)
     results = tracker.wait_all()
     for stage, value in results:  # records back to the driver, for workers without a shared disk
         if stage == "experiments" and isinstance(value, dict) and "config" in value:
@@ -338,8 +338,9 @@ def run_locally(profile_name: str, results_dir: str | os.PathLike = RESULTS_DIR,
 
 
 def run_plan(profile_name: str, executor: str = "local", results_dir: str | os.PathLike = RESULTS_DIR,
-             notebooks: list[Path] | None = None, **ray_options) -> ExecutionReport:
-    """Run the profile's plan with ``executor`` (``local`` or ``ray``). ``notebooks`` run as Ray
+             notebooks: list[str] | None = None, **ray_options) -> ExecutionReport:
+    """Run the profile's plan with ``executor`` (``local`` or ``ray``). ``notebooks`` (the book's pages, by
+    name: see :func:`mixq_core.reproduce.list_pages`) run as Ray
     tasks after the experiments (the local executor leaves them to :func:`mixq_core.reproduce.reproduce`)."""
     if executor not in EXECUTORS:
         raise unknown_name("executor", executor, EXECUTORS)

@@ -1,8 +1,10 @@
 """The main job: execute the notebooks with papermill, then build the book with jupyter-book.
 
 Executed notebooks go to ``executed/`` (the book's table of contents points there), so the
-committed notebooks stay clean. A notebook that fails is reported by name with its error;
-the others still run, the book is still built, and the command exits non-zero.
+committed notebooks stay clean. Each notebook is one page of the book, except those in
+:data:`PAGE_VARIANTS`, which papermill runs once per page with that page's parameters. A notebook
+that fails is reported by name with its error; the others still run, the book is still built, and the
+command exits non-zero.
 
 With ``executor="local"`` (the default) the notebooks run here, one after another, and make
 the records they show. With ``executor="ray"`` the profile's whole plan (synthetic sets,
@@ -15,6 +17,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import MixQError, unknown_name
@@ -40,29 +43,76 @@ def check_checkout(book: bool = True) -> None:
                              f"{NOTEBOOK_DIR}/, {' and '.join(BOOK_FILES)}): {Path.cwd()} has no {', '.join(missing)}")
 
 
-def list_notebooks(selection: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
-    """The notebooks to run, in name order; ``selection`` holds names or stems to keep."""
-    available = sorted(notebook_dir.glob("*.ipynb"))
+# A notebook the book shows as several pages: page -> (notebook stem, parameters, page title). The title
+# replaces the notebook's own in the executed copy, so that each page names what it shows.
+PAGE_VARIANTS = {
+    "03_ptq_cnn": ("03_ptq", {"section": "grid_cnn"}, "Quantizing CNNs"),
+    "04_ptq_vit": ("03_ptq", {"section": "grid_vit"}, "Quantizing a vision transformer"),
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the book: the notebook it is executed from, with which parameters and title."""
+
+    name: str  # the executed notebook's stem, as _toc.yml names the page
+    notebook: Path
+    parameters: dict = field(default_factory=dict)
+    title: str | None = None  # None: the notebook's own
+
+
+def list_pages(selection: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Page]:
+    """The pages to execute, in name order; ``selection`` holds page or notebook names (with or without
+    ``.ipynb``) to keep, a notebook name selecting each of its pages."""
+    pages = []
+    for path in sorted(notebook_dir.glob("*.ipynb")):
+        variants = [Page(name, path, parameters, title)
+                    for name, (stem, parameters, title) in PAGE_VARIANTS.items() if stem == path.stem]
+        pages += variants or [Page(path.stem, path)]
+    pages.sort(key=lambda page: page.name)
     if not selection:
-        return available
-    by_key = {key: p for p in available for key in (p.name, p.stem)}
-    missing = [s for s in selection if s not in by_key]
+        return pages
+    keys = {key for page in pages for key in (page.name, page.notebook.stem)}
+    missing = [s for s in selection if s.removesuffix(".ipynb") not in keys]
     if missing:
-        raise unknown_name("notebook", missing[0], [p.stem for p in available])
-    return [by_key[s] for s in selection]
+        raise unknown_name("notebook", missing[0], sorted(keys))
+    wanted = {s.removesuffix(".ipynb") for s in selection}
+    return [page for page in pages if page.name in wanted or page.notebook.stem in wanted]
 
 
-def execute_notebook(path: Path, parameters: dict, out_dir: Path = EXECUTED_DIR) -> str | None:
-    """Run one notebook with papermill into ``out_dir``; return None on success, else the error text."""
+def page_named(name: str, notebook_dir: Path = NOTEBOOK_DIR) -> Page:
+    """The page called ``name`` (see :func:`list_pages`)."""
+    return next(page for page in list_pages([name], notebook_dir) if page.name == name)
+
+
+def execute_page(page: Page, parameters: dict, out_dir: Path = EXECUTED_DIR) -> str | None:
+    """Run the notebook of ``page`` with papermill into ``out_dir/<page>.ipynb``, with the page's parameters
+    over ``parameters``; return None on success, else the error text."""
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{page.name}.ipynb"
     try:
-        papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=parameters,
+        papermill.execute_notebook(str(page.notebook), str(out), parameters={**parameters, **page.parameters},
                                    kernel_name="python3", cwd=str(Path.cwd()), progress_bar=False)
     except Exception as exc:  # papermill wraps the notebook's own exception; report it, go on
         return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    finally:
+        if page.title is not None and out.exists():
+            _retitle(out, page.title)
     return None
+
+
+def _retitle(path: Path, title: str) -> None:
+    """Give the executed notebook at ``path`` the page title ``title`` (its first heading)."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "markdown")
+    heading, _, rest = first.source.partition("\n")
+    if heading.startswith("# "):
+        first.source = f"# {title}\n{rest}"
+        path.write_text(nbformat.writes(notebook) + "\n")
 
 
 def build_book(root: Path = Path("."), strict: bool = False) -> str | None:
@@ -91,20 +141,20 @@ def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_bo
     check_checkout(book=not skip_book)
     failures: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    paths = list_notebooks(notebooks)
+    pages = list_pages(notebooks)
     executed = None
     if executor == "ray":
-        executed = run_plan(profile, "ray", notebooks=paths, **ray_options)
+        executed = run_plan(profile, "ray", notebooks=[page.name for page in pages], **ray_options)
         failures.update({f"{f.stage} {f.name}": f.error for f in executed.failures})
-        paths = []  # run as tasks already
-    for path in progress(paths, desc="notebooks"):
+        pages = []  # run as tasks already
+    for page in progress(pages, desc="notebooks"):
         start = time.time()
-        error = execute_notebook(path, {"profile": profile})
-        seconds[path.stem] = round(time.time() - start, 1)
+        error = execute_page(page, {"profile": profile})
+        seconds[page.name] = round(time.time() - start, 1)
         status = "ok" if error is None else f"FAILED: {error}"
-        print(f"[reproduce] {path.name}: {status} ({seconds[path.stem]} s)", file=sys.stderr)
+        print(f"[reproduce] {page.name}: {status} ({seconds[page.name]} s)", file=sys.stderr)
         if error is not None:
-            failures[path.stem] = error
+            failures[page.name] = error
     book = None
     if not skip_book:
         error = build_book(strict=strict)

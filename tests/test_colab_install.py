@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("build_notebooks", REPO / "scripts" / "build_notebooks.py")
-build = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(build)
+spec = importlib.util.spec_from_file_location("notebook_opening", REPO / "scripts" / "notebook_opening.py")
+opening = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(opening)
 
 
 def _colab_like_python(tmp_path: Path) -> Path:
@@ -41,8 +41,9 @@ def _colab_like_python(tmp_path: Path) -> Path:
 def test_install_cell_installs_a_plain_clone_in_a_fresh_environment(tmp_path):
     branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout.strip()
-    setting = f'REPOSITORY, BRANCH = "{build.REPOSITORY_URL}", "{build.BRANCH}"'
-    cell = build.install_cell().source
+    url, setting_branch = opening.repository()
+    setting = f'REPOSITORY, BRANCH = "{url}", "{setting_branch}"'
+    cell = opening.install_source()
     assert setting in cell  # the badge's repository, from _config.yml
     cell = cell.replace(setting, f'REPOSITORY, BRANCH = "file://{REPO}", "{branch}"')
     python = _colab_like_python(tmp_path)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from mixq_core import experiment, models, results
 from mixq_core.errors import UnknownNameError
@@ -11,7 +11,7 @@ from mixq_core.executor import profile_plan
 from mixq_core.models import MINI_MODELS, read_assets_manifest
 from mixq_core.profiles import PROFILE_NAMES, load_profile
 from mixq_core.quant import METHODS
-from mixq_core.reproduce import ReproduceError, list_notebooks, reproduce
+from mixq_core.reproduce import ReproduceError, list_pages, reproduce
 
 REQUIRED_KEYS = {"dataset", "vocabulary", "models", "weights", "eval_data", "eval_batch_size", "generator", "steps",
                  "guidance", "resolution", "n_calib", "n_synth"}
@@ -141,8 +141,9 @@ def test_stale_weights_names_a_retrained_classifier_or_generator(monkeypatch):
     assert experiment.stale_weights(old_record) == [stale[0]]  # made before records kept hashes: FP top-1 only
 
 
-def _notebook(path, source):
-    cells = [new_code_cell("profile = 'x'", metadata={"tags": ["parameters"]}), new_code_cell(source)]
+def _notebook(path, source, title=None):
+    cells = [new_code_cell("profile = 'x'\nsection = 'x'", metadata={"tags": ["parameters"]}), new_code_cell(source)]
+    cells = [new_markdown_cell(title)] + cells if title else cells
     nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "P",
                                                                       "language": "python"}}), path)
 
@@ -163,9 +164,28 @@ def test_unknown_notebook_names_the_available_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notebooks").mkdir()
     _notebook(tmp_path / "notebooks" / "00_a.ipynb", "1")
-    assert [p.stem for p in list_notebooks(["00_a"])] == ["00_a"]
+    assert [p.name for p in list_pages(["00_a"])] == ["00_a"]
     with pytest.raises(UnknownNameError, match="accepted: 00_a"):
-        list_notebooks(["99_b"])
+        list_pages(["99_b"])
+
+
+def test_a_notebook_with_page_variants_runs_once_per_page_with_its_parameters_and_title(tmp_path, monkeypatch):
+    from mixq_core import reproduce as reproduce_module
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    _notebook(tmp_path / "notebooks" / "03_both.ipynb", "open(f'{section}.txt', 'w').write(profile)",
+              title="# Both sections")
+    monkeypatch.setattr(reproduce_module, "PAGE_VARIANTS", {"03_first": ("03_both", {"section": "a"}, "First"),
+                                                            "04_second": ("03_both", {"section": "b"}, "Second")})
+    assert [p.name for p in list_pages()] == ["03_first", "04_second"]
+    assert [p.name for p in list_pages(["03_both"])] == ["03_first", "04_second"]  # a notebook selects its pages
+    assert [p.name for p in list_pages(["04_second.ipynb"])] == ["04_second"]
+    reproduce("smoke", skip_book=True)
+    assert (tmp_path / "a.txt").read_text() == (tmp_path / "b.txt").read_text() == "smoke"
+    for page, title in (("03_first", "First"), ("04_second", "Second")):
+        executed = nbformat.read(tmp_path / "executed" / f"{page}.ipynb", as_version=4)
+        assert executed.cells[0].source.splitlines()[0] == f"# {title}"
 
 
 REPO = Path(__file__).resolve().parents[1]
