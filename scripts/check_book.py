@@ -7,7 +7,13 @@ For each ``*.html`` page of the book it reports, and exits non-zero on:
 - an image that did not load (``<img>`` whose ``naturalWidth`` is 0 once the page is loaded);
 - an internal link (same site, not ``http(s)://`` elsewhere) to a file that does not exist, or to an
   ``#anchor`` the target page does not have;
-- a console error or an uncaught page error.
+- a console error or an uncaught page error;
+- in the chapter's text, what a reader should never see: a warning (``...Warning:``, a cell's stderr
+  output), a machine path (``/tmp/``, ``/work/``, ``/home/``), ``NaN``, a traceback, or a widget block that
+  renders as blank space (progress bars saved without their widget state);
+- at 1280 px, an element wider than the content column (a wide table must scroll inside its own
+  container), or a figure shown at under half its pixel width (too wide for the page to read);
+- at 390 px (a phone), a page that scrolls sideways.
 
 Resources on other hosts (the Colab badge, fonts, scripts from CDNs) are not checked: the book is
 checked offline, and a machine without network cannot tell a broken external link from no network.
@@ -29,6 +35,34 @@ CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 REDIRECT = re.compile(r"""<meta\s+http-equiv=["']refresh["']\s+content=["'][^"']*?url=([^"']+)["']""", re.IGNORECASE)
 # Pages Sphinx generates that are not chapters: nothing there is ours to check.
 SKIPPED_PAGES = {"genindex.html", "search.html"}
+DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
+# Text a reader should never meet in a chapter, with what to call it.
+UNWANTED_TEXT = (
+    (re.compile(r"\b[A-Z]\w*Warning\b:|^W\d{4} \d\d:\d\d", re.MULTILINE), "a warning"),
+    (re.compile(r"(?<![\w.])/(?:tmp|work|home)/"), "a machine path"),
+    (re.compile(r"\bNaN\b"), "NaN"),
+    (re.compile(r"Traceback \(most recent call last\)"), "a traceback"),
+)
+ARTICLE = "main article, article.bd-article, div[role=main]"
+# The article's elements wider than its column, leaving out those inside a container that scrolls them.
+WIDE_ELEMENTS_JS = """
+article => {
+  const limit = article.getBoundingClientRect().width + 1;
+  const scrolls = e => { for (let p = e.parentElement; p && p !== article; p = p.parentElement) {
+    const x = getComputedStyle(p).overflowX; if (x === 'auto' || x === 'scroll') return true; } return false; };
+  return [...article.querySelectorAll('*')]
+    .filter(e => e.getBoundingClientRect().width > limit && !scrolls(e))
+    .filter(e => ![...e.children].some(c => c.getBoundingClientRect().width > limit))  // innermost only
+    .map(e => `${e.tagName.toLowerCase()}${e.className ? '.' + String(e.className).split(' ')[0] : ''}`
+              + ` ${Math.round(e.getBoundingClientRect().width)} px > ${Math.round(limit)} px`);
+}"""
+SHRUNK_FIGURES_JS = """
+article => [...article.querySelectorAll('img')]
+  .filter(e => e.naturalWidth > 0 && e.getBoundingClientRect().width > 0
+               && e.naturalWidth > 2 * e.getBoundingClientRect().width)
+  .map(e => `${(e.getAttribute('src') || '').slice(0, 60)}: ${e.naturalWidth} px shown at `
+            + `${Math.round(e.getBoundingClientRect().width)} px`)"""
+WIDGETS = "script[type='application/vnd.jupyter.widget-view+json'], .jupyter-widgets, .output_widget, .widget-area"
 
 
 def chromium_path() -> str:
@@ -68,6 +102,45 @@ def internal_link_problems(page: Path, html_root: Path, hrefs: list[str], anchor
     return problems
 
 
+def text_problems(text: str, stderr_blocks: int = 0, widget_blocks: int = 0) -> list[str]:
+    """What a reader should not see in a chapter: ``text`` is its visible text; ``stderr_blocks`` and
+    ``widget_blocks`` count its cells' stderr outputs and its widget blocks."""
+    problems = []
+    for pattern, what in UNWANTED_TEXT:
+        found = pattern.search(text)
+        if found:
+            line = text[text.rfind("\n", 0, found.start()) + 1:].split("\n", 1)[0].strip()
+            problems.append(f"{what} in the text: {line[:100]!r}")
+    if stderr_blocks:
+        problems.append(f"{stderr_blocks} cell output(s) on stderr (warnings or logs)")
+    if widget_blocks:
+        problems.append(f"{widget_blocks} widget block(s), blank space in a static page")
+    return problems
+
+
+def layout_problems(page, phone: bool) -> list[str]:
+    """At phone width, sideways scrolling of the page; at desktop width, elements wider than the content
+    column and figures shown at under half their width."""
+    if phone:
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        return [f"the page scrolls sideways by {overflow} px at {PHONE['width']} px"] if overflow > 1 else []
+    article = page.query_selector(ARTICLE)
+    if article is None:
+        return []
+    return ([f"wider than the column: {e}" for e in article.evaluate(WIDE_ELEMENTS_JS)]
+            + [f"figure too wide to read: {e}" for e in article.evaluate(SHRUNK_FIGURES_JS)])
+
+
+def content_problems(page) -> list[str]:
+    article = page.query_selector(ARTICLE)
+    if article is None:
+        return []
+    text = article.inner_text()
+    stderr_blocks = len(article.query_selector_all(".output.stderr, .cell_output .stderr"))
+    widget_blocks = len(article.query_selector_all(WIDGETS))
+    return text_problems(text, stderr_blocks, widget_blocks)
+
+
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
@@ -86,7 +159,8 @@ def main() -> int:
     failures: dict[str, list[str]] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport=DESKTOP)
+        phone = browser.new_context(viewport=PHONE)
 
         def anchors_of(target: Path) -> set[str]:
             if target not in anchors:
@@ -120,9 +194,15 @@ def main() -> int:
             problems += [f"image did not load: {src}" for src in broken if not is_external(src)]
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
             problems += internal_link_problems(shown, html_root, hrefs, anchors_of)
+            problems += content_problems(page) + layout_problems(page, phone=False)
             name = page_path.relative_to(html_root).with_suffix(".png").as_posix().replace("/", "__")
             page.screenshot(path=str(shots / name), full_page=True)
             page.close()
+            small = phone.new_page()
+            small.goto(page_path.as_uri(), wait_until="load")
+            problems += layout_problems(small, phone=True)
+            small.screenshot(path=str(shots / name.replace(".png", f"@{PHONE['width']}.png")), full_page=True)
+            small.close()
             status = "ok" if not problems else f"{len(problems)} problem(s)"
             print(f"{page_path.relative_to(html_root)}: {status}")
             if problems:

@@ -20,3 +20,57 @@ def test_internal_links_to_missing_files_and_anchors_are_reported(tmp_path):
     assert len(problems) == 2
     assert "missing.html" in problems[0] and "does not exist" in problems[0]
     assert "nowhere" in problems[1]
+
+
+def test_text_a_reader_should_not_see_is_reported():
+    clean = "Top-1 91.49 ± 0.12 for resnet18 W2A4 (3 seeds). See results/ptq/mini-full."
+    assert check_book.text_problems(clean) == []
+    cases = {
+        "/usr/lib/python3/site-packages/torch/x.py:12: UserWarning: TypedStorage is deprecated": "a warning",
+        "W1128 05:21:53.516000 5300 torch/utils/cpp_extension.py:183] No CUDA runtime": "a warning",
+        "saved to /tmp/pytest-1/records": "a machine path",
+        "std NaN count 1": "NaN",
+        "Traceback (most recent call last):": "a traceback",
+    }
+    for text, what in cases.items():
+        [problem] = check_book.text_problems(f"intro\n{text}\nmore")
+        assert problem.startswith(what), (text, problem)
+    assert check_book.text_problems("NaNs are dropped; a Nano model; /workflow/") == []  # words, not findings
+    assert check_book.text_problems(clean, stderr_blocks=2, widget_blocks=688) == [
+        "2 cell output(s) on stderr (warnings or logs)", "688 widget block(s), blank space in a static page"]
+
+
+def test_layout_checks_find_wide_elements_shrunk_figures_and_sideways_scrolling(tmp_path):
+    import shutil
+
+    import pytest
+
+    if not any(shutil.which(name) for name in check_book.CHROMIUM_CANDIDATES):
+        pytest.skip("needs Chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    wide_png = tmp_path / "wide.png"
+    from PIL import Image
+
+    Image.new("RGB", (2400, 100), "white").save(wide_png)
+    page_html = tmp_path / "page.html"
+    page_html.write_text(
+        "<html><body style='margin:0'><main><article style='width:700px'>"
+        "<div style='overflow-x:auto'><table style='width:1500px'><tr><td>scrolls in its box</td></tr></table></div>"
+        "<pre style='width:1100px'>too wide</pre>"
+        "<img src='wide.png' style='max-width:100%'>"
+        "<img src='wide.png' style='width:1400px; max-width:none' id='x'>"
+        "</article></main></body></html>")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=check_book.chromium_path(), args=["--no-sandbox"])
+        desktop = browser.new_page(viewport=check_book.DESKTOP)
+        desktop.goto(page_html.as_uri(), wait_until="load")
+        found = check_book.layout_problems(desktop, phone=False)
+        phone = browser.new_page(viewport=check_book.PHONE)
+        phone.goto(page_html.as_uri(), wait_until="load")
+        sideways = check_book.layout_problems(phone, phone=True)
+        browser.close()
+    wide = [p for p in found if p.startswith("wider than the column")]
+    assert [p.split(":")[1].split()[0] for p in wide] == ["pre", "img"], found  # not the table in its scroller
+    assert len([p for p in found if p.startswith("figure too wide")]) == 1, found  # 2400 px shown at 700 px
+    assert len(sideways) == 1 and "scrolls sideways" in sideways[0]
