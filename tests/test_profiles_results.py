@@ -67,6 +67,21 @@ def test_expected_profiles_exist_and_unknown_one_is_refused():
         load_profile("cifar")
 
 
+def test_a_profile_file_is_parsed_once_and_each_caller_gets_its_own_copy(tmp_path, monkeypatch):
+    from mixq_core import profiles
+
+    parsed = []
+    parse = profiles._parse_profile_file
+    monkeypatch.setattr(profiles, "_parse_profile_file", lambda name, path: parsed.append(name) or parse(name, path))
+    profiles.write_profile("cached", tmp_path, extends="smoke", iters=3)
+    first = load_profile("cached")
+    first["grid_cnn"]["models"].append("changed")  # a caller's change stays in its copy
+    assert load_profile("cached")["grid_cnn"]["models"] == load_profile("smoke")["grid_cnn"]["models"]
+    assert parsed.count("cached") == 1
+    profiles.write_profile("cached", tmp_path, extends="smoke", iters=5)  # a changed file is read again
+    assert load_profile("cached")["iters"] == 5
+
+
 def test_config_hash_ignores_key_order_and_sees_values():
     assert results.config_hash({"a": 1, "b": [1, 2]}) == results.config_hash({"b": [1, 2], "a": 1})
     assert results.config_hash({"a": 1}) != results.config_hash({"a": 2})

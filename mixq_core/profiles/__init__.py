@@ -1,8 +1,9 @@
 """Profiles: named parameter sets (``mini``, ``smoke``, ``imagenet``) stored as YAML beside this file.
 
 A profile is only data; no code branches on its name. ``load_profile("mini")`` returns the
-parsed mapping, ``PROFILE_NAMES`` lists the built-in ones. A profile may start with
-``extends: <other>``: it then holds the other's keys, its own replacing them.
+parsed mapping, ``PROFILE_NAMES`` lists the built-in ones. Each file is read and checked once per
+process (again only when it changes on disk); every caller gets its own deep copy, free to change.
+A profile may start with ``extends: <other>``: it then holds the other's keys, its own replacing them.
 
 Users add their own profiles without editing the package: :func:`write_profile` writes one
 (usually ``extends:`` a built-in one, with a few keys changed) into a folder and registers
@@ -17,6 +18,7 @@ profile key is added to the schema, with what it accepts.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -47,6 +49,8 @@ PROFILE_NAMES = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 PROFILES_ENV = "MIXQ_PROFILES"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # a plain name: never a path
 _registered_dirs: list[Path] = []
+# Checked profile files by path, with the (mtime, size) they were read at: a file is parsed once per process.
+_checked_files: dict[Path, tuple[tuple[int, int], dict]] = {}
 
 
 def _vocabularies() -> list[str]:
@@ -145,7 +149,17 @@ def _profile_path(name: str) -> Path:
 
 
 def _read_profile_file(name: str, path: Path) -> dict:
-    """The mapping in profile file ``path``, checked against :data:`PROFILE_SCHEMA`."""
+    """The mapping in profile file ``path``, checked against :data:`PROFILE_SCHEMA` (a deep copy of the one
+    read earlier, unless the file changed since)."""
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _checked_files.get(path)
+    if cached is None or cached[0] != stamp:
+        cached = _checked_files[path] = (stamp, _parse_profile_file(name, path))
+    return copy.deepcopy(cached[1])
+
+
+def _parse_profile_file(name: str, path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -163,7 +177,8 @@ def _read_profile_file(name: str, path: Path) -> dict:
 
 
 def load_profile(name: str) -> dict:
-    """The profile ``name`` as a dict (a fresh copy each call), checked against :data:`PROFILE_SCHEMA`."""
+    """The profile ``name`` as a dict, checked against :data:`PROFILE_SCHEMA`: the caller's own copy, which it may
+    change (files are parsed once per process, see :func:`_read_profile_file`)."""
     profile = _load(name, ())
     missing = [key for key in REQUIRED_KEYS if profile.get(key) is None]
     if missing:
@@ -208,6 +223,7 @@ def write_profile(name: str, folder: str | os.PathLike, extends: str | None = No
     tmp = folder / f".{name}.yaml.tmp"
     tmp.write_text(text)
     tmp.replace(folder / f"{name}.yaml")
+    _checked_files.pop((folder / f"{name}.yaml").resolve(), None)  # read anew even where mtime and size match
     if folder.resolve() not in [d.resolve() for d in _registered_dirs]:
         _registered_dirs.append(folder)
     return load_profile(name)
