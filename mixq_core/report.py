@@ -519,13 +519,20 @@ def regime_conclusion(long_table, versus: dict[str, object], comparison, roundin
 
 
 def provenance_line(records: list[dict]) -> str:
-    """Where a table's numbers come from: profile, record count, commits and package versions."""
+    """Where a table's numbers come from: profile, record count, when and with which code they were made
+    (the span of their dates, the number of commits and the last one) and the torch version."""
     if not records:
         return "no records"
-    commits = sorted({(r["provenance"].get("git_commit") or "unknown")[:10] for r in records})
+    made = sorted((r["provenance"].get("time_utc") or "", (r["provenance"].get("git_commit") or "unknown")[:10])
+                  for r in records)
+    commits = {commit for _, commit in made}
+    days = sorted({time[:10] for time, _ in made if time})
+    when = f" made {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else "") if days else ""
+    code = f"commit {made[-1][1]}" if len(commits) == 1 else f"{len(commits)} commits, the last {made[-1][1]}"
     torch_versions = sorted({r["provenance"]["torch"] for r in records})
     profiles = sorted({r["metrics"]["profile"] for r in records})
-    return (f"{len(records)} records of profile {', '.join(profiles)}; commits {', '.join(commits)}; "
+    count = f"{len(records)} record{'' if len(records) == 1 else 's'}"
+    return (f"{count} of profile {', '.join(profiles)}{when} ({code}); "
             f"torch {', '.join(torch_versions)}")
 
 

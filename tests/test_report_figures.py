@@ -98,3 +98,17 @@ def test_the_comparison_table_shows_the_reference_file_untruncated():
         else:
             assert pd.isna(shown["drop"])
     assert "nan" not in reference_display(table).to_html().lower()
+
+
+def test_the_provenance_line_names_the_span_and_the_last_commit_not_every_hash():
+    from mixq_core.report import provenance_line
+
+    def record(day, commit):
+        return {"metrics": {"profile": "mini-full"},
+                "provenance": {"time_utc": f"2026-11-{day}T01:00:00Z", "git_commit": commit * 40, "torch": "2.14.1"}}
+
+    records = [record(day, commit) for day, commit in (("27", "a"), ("25", "b"), ("26", "c"), ("27", "a"))]
+    assert provenance_line(records) == ("4 records of profile mini-full made 2026-11-25 to 2026-11-27 "
+                                        "(3 commits, the last aaaaaaaaaa); torch 2.14.1")
+    assert provenance_line(records[:1]) == ("1 record of profile mini-full made 2026-11-27 (commit aaaaaaaaaa); "
+                                            "torch 2.14.1")
