@@ -34,9 +34,10 @@ from .errors import (
     unknown_name,
 )
 from .progress import progress
+from .shipped import checkout, default_assets_dir, missing_error
 from .validate import read_json
 
-ASSETS_DIR = Path(os.environ.get("MIXQ_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
+ASSETS_DIR = Path(os.environ.get("MIXQ_ASSETS") or default_assets_dir())  # the checkout's, or the fetched copy
 MANIFEST_NAME = "manifest.json"
 MINI_NUM_CLASSES = 10
 MINI_IMAGE_SIZE = 32
@@ -191,6 +192,8 @@ def verified_asset(filename: str, assets_dir: str | os.PathLike = ASSETS_DIR, re
     entry = read_assets_manifest(assets_dir)["files"].get(filename)
     path = assets_dir / filename
     rebuild = entry["command"] if entry else (rebuild or "the command in assets/manifest.json")
+    if checkout() is None and not (assets_dir / MANIFEST_NAME).exists():  # an installed MixQ, data not fetched
+        raise missing_error(f"{assets_dir / MANIFEST_NAME} (needed for {filename})")
     if entry is None or not path.exists():
         raise DatasetNotFoundError(f"shipped file {path} is missing or not in {assets_dir / MANIFEST_NAME}; "
                                    f"restore it from git or rebuild it with `{rebuild}`")

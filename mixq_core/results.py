@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from .models import atomic_write
+from .shipped import check_published, default_results_dir
 
-RESULTS_DIR = Path(os.environ.get("MIXQ_RESULTS", "results"))
+RESULTS_DIR = Path(os.environ.get("MIXQ_RESULTS") or default_results_dir())
 
 
 def config_hash(config: dict) -> str:
@@ -68,10 +69,14 @@ def write_record(record: dict, results_dir: str | os.PathLike = RESULTS_DIR) -> 
 def load_record(kind: str, config: dict, results_dir: str | os.PathLike = RESULTS_DIR) -> dict | None:
     """The stored record of ``config``, or None when it has not been run."""
     path = record_path(kind, config, results_dir)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        check_published(results_dir, kind)
+        return None
+    return json.loads(path.read_text())
 
 
 def load_records(kind: str, results_dir: str | os.PathLike = RESULTS_DIR) -> list[dict]:
     """Every record of experiment ``kind``, sorted by file name (i.e. by config hash)."""
     folder = Path(results_dir) / kind
+    check_published(results_dir, kind)
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]

@@ -21,24 +21,24 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
 
-INSTALL = '''# Colab (or a Jupyter without MixQ): clone the repository, install the clone, and work in it, since the
-# notebooks read its assets/ and results/. A no-op where MixQ is installed already.
+INSTALL = '''# Colab (or a Jupyter without MixQ): install MixQ and its shipped data, then run from any folder. The
+# repository is cloned once, into a temporary folder: MixQ is pip-installed from it with the `colab` extra (what
+# the notebooks need; not the book's build tools, whose pins would move Colab's packages), and its mini models
+# (assets/) and published records (results/ptq/) are copied into MixQ's data folder (~/.local/share/mixq, or
+# $MIXQ_HOME), each file checked against the sha256 the package lists. A no-op where MixQ is installed already.
+import importlib
 import importlib.util
-import os
 import subprocess
 import sys
-from pathlib import Path
+import tempfile
 
 REPOSITORY, BRANCH = "{url}", "{branch}"
 if importlib.util.find_spec("mixq_core") is None:
-    clone = Path("mixq").resolve()
-    if not clone.is_dir():
-        subprocess.run(["git", "clone", "--depth", "1", "--branch", BRANCH, REPOSITORY, str(clone)], check=True)
-    # Not the book extra: jupyter-book's pins would move the packages Colab comes with.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone), "matplotlib", "seaborn", "pandas",
-                    "ipywidgets"], check=True)
-    sys.path.insert(0, str(clone))  # this kernel started before the install
-    os.chdir(clone)'''
+    with tempfile.TemporaryDirectory() as clone:
+        subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", BRANCH, REPOSITORY, clone], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"{{clone}}[colab]"], check=True)
+        subprocess.run([sys.executable, "-m", "mixq_core.shipped_cli", "fetch", "--from", clone], check=True)
+    importlib.invalidate_caches()  # this kernel started before the install'''
 
 
 def repository(root: Path = ROOT) -> tuple[str, str]:
