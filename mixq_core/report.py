@@ -338,6 +338,118 @@ def world_conclusion(summary) -> str:
     return "\n".join(lines)
 
 
+def source_conclusion(table, mixed: str = "mixup", baselines: Sequence[str] = ("single", "genq"),
+                      by=("model", "bits")) -> str:
+    """The plain conclusion of a :func:`summary_table` (by model, bits, data), in sentences computed from it:
+    for each baseline, in how many settings ``mixed`` is ahead or behind beyond the seed spread, and by how
+    much on average; then how far the best generated source stays from real-data calibration. Settings where
+    the method itself collapses (:func:`collapsed_settings`) are left out, and named."""
+    lines = []
+    collapsed = collapsed_settings(table) if tuple(by) == ("model", "bits") else []
+    if collapsed:
+        table = table[~(table["model"] + " " + table["bits"]).isin(collapsed)]
+        lines.append(f"- **Left out**: {', '.join(collapsed)}, where even real-data calibration keeps less than half "
+                     f"of the full-precision top-1: the method fails there, and differences between sources are "
+                     f"noise.")
+    name = SOURCE_LABELS.get(mixed, mixed)
+    for baseline in baselines:
+        versus = compare_sources(table, mixed, baseline, by)
+        if versus.empty:
+            continue
+        column = f"{mixed} − {baseline}"
+        counts = versus["verdict"].value_counts()
+        beyond = versus[versus["verdict"] == "beyond seed spread"]
+        ahead, behind = int((beyond[column] > 0).sum()), int((beyond[column] < 0).sum())
+        settings = len(versus)
+        lines.append(f"- **{name} against {SOURCE_LABELS.get(baseline, baseline)}**: ahead beyond the seed spread "
+                     f"in {ahead}, behind beyond it in {behind}, and within it in "
+                     f"{int(counts.get('within seed spread', 0))} of {settings} setting{'s' * (settings != 1)}"
+                     f" (mean difference {versus[column].mean():+.2f} points)"
+                     + (f"; {settings - ahead - behind - int(counts.get('within seed spread', 0))} have one seed"
+                        if any(versus["verdict"].str.startswith("one seed")) else "") + ".")
+    generated = table[table["data"].isin([s for s in SOURCE_ORDER if s in SYNTHETIC_SOURCES])]
+    real = table[table["data"] == "real"].set_index(list(by))["top1_mean"]
+    if not generated.empty and not real.empty:
+        best = generated.loc[generated.groupby(list(by), sort=False)["top1_mean"].idxmax()].set_index(list(by))
+        gap = (real - best["top1_mean"]).dropna()
+        if not gap.empty:
+            winners = best.loc[gap.index, "data"].map(lambda d: SOURCE_LABELS.get(d, d)).value_counts()
+            lines.append(f"- **Real data against the best generated source** (most often {winners.index[0]}): real "
+                         f"images calibrate better in {int((gap > 0).sum())} of {len(gap)} settings, by "
+                         f"{gap.mean():+.2f} points on average.")
+    return "\n".join(lines) if lines else "No setting has both sources yet, so there is nothing to conclude."
+
+
+def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single") -> str:
+    """The plain conclusion of a :func:`run_probes` table for one probe (``field``: ``grad_norm`` or
+    ``generalization_error``; ``what``: its name in words): per bit setting, ``mixed`` against ``baseline`` as a
+    ratio of means, and across all runs of the setting, the correlation of the probe with top-1."""
+    lines = []
+    for bits, rows in per_run.groupby("bits", sort=False):
+        means = rows.groupby("data")[field].mean()
+        if mixed not in means or baseline not in means or means[baseline] == 0:
+            continue
+        correlation = rows[field].corr(rows["top1"]) if len(rows) > 2 else float("nan")
+        tie = "" if math.isnan(correlation) else (
+            f"; across its {len(rows)} runs the correlation of {what} with top-1 is r = {correlation:+.2f}")
+        lines.append(f"- **{bits}**: {SOURCE_LABELS.get(mixed, mixed)} sets give {means[mixed] / means[baseline]:.2f}× "
+                     f"the {what} of {SOURCE_LABELS.get(baseline, baseline)} sets{tie}.")
+    return "\n".join(lines) if lines else f"No bit setting has runs of both {mixed} and {baseline} yet."
+
+
+def ablation_conclusion(results: dict[str, object], columns: dict[str, str]) -> str:
+    """The plain conclusion of the ablations (``results``: ``{factor: records_frame}``, ``columns``: the column
+    each factor varies): per factor the level with the best mean top-1, and its margin over the runner-up
+    beside the larger of the two standard deviations over seeds."""
+    lines = []
+    for factor, frame in results.items():
+        column = columns[factor]
+        means = frame.groupby(column)["top1"].agg(["mean", "std", "count"]).sort_values("mean", ascending=False)
+        if len(means) < 2:
+            continue
+        (best, first), (second, runner) = list(means.iterrows())[:2]
+        spread = max(first["std"], runner["std"])
+        beyond = ("" if math.isnan(spread) else
+                  f", {'more' if first['mean'] - runner['mean'] > spread else 'less'} than one standard deviation "
+                  f"over seeds ({spread:.2f})")
+        lines.append(f"- **{FACTOR_LABELS.get(factor, factor)}**: best at {best} "
+                     f"({first['mean']:.2f} %), {first['mean'] - runner['mean']:.2f} points above {second}{beyond}.")
+    return "\n".join(lines) if lines else "No ablation has two levels run yet."
+
+
+FACTOR_LABELS = {"k": "classes per prompt", "n_calib": "calibration images", "guidance": "guidance scale",
+                 "partners": "mixup partners", "mixing": "prompt or embedding mixing"}
+# Display names of record and table fields, for column headings and axis labels.
+FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1": "full precision (%)",
+                "drop": "drop (points)", "grad_norm": "gradient norm", "grad_norm_mean": "gradient norm",
+                "grad_norm_rounding": "gradient norm", "generalization_error": "generalization error",
+                "feature_trace_cov": "feature spread", "top1_mean": "top-1 mean (%)", "top1_std": "std",
+                "seeds": "seeds", "data": "source", "iters": "iterations", "k": "classes per prompt",
+                "partners": "partners", "guidance": "guidance", "unit_index": "block", "bits": "bits",
+                "model": "model", "seed": "seed"}
+
+
+def readable(frame, digits: int = 2):
+    """``frame`` for display: human column and index names (:data:`FIELD_LABELS`), source names as their labels,
+    numbers rounded to ``digits`` (columns of values below 1 to three significant digits), and columns that hold
+    nothing (all NaN) left out."""
+    shown = frame.dropna(axis=1, how="all").copy()
+    index = [name for name in shown.index.names if name is not None]
+    if index:
+        shown = shown.reset_index()
+    for column in ("data", "source"):
+        if column in shown.columns:
+            shown[column] = shown[column].map(lambda d: SOURCE_LABELS.get(d, d))
+    shown = shown.rename(columns=lambda c: FIELD_LABELS.get(c, c) if isinstance(c, str) else c)
+    if index:
+        shown = shown.set_index([FIELD_LABELS.get(n, n) for n in index])
+    for column in shown.select_dtypes("number").columns:  # small values keep three significant digits
+        largest = shown[column].abs().max()
+        places = digits if not largest or largest >= 1 or math.isnan(largest) else 2 - math.floor(math.log10(largest))
+        shown[column] = shown[column].round(max(digits, places))
+    return shown
+
+
 # ----------------------------------------------------------------------------- figures
 
 

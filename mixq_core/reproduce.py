@@ -14,6 +14,8 @@ every grid point, then the notebooks) runs as tasks on a Ray cluster first (see
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -93,14 +95,29 @@ def execute_page(page: Page, parameters: dict, out_dir: Path = EXECUTED_DIR) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{page.name}.ipynb"
     try:
-        papermill.execute_notebook(str(page.notebook), str(out), parameters={**parameters, **page.parameters},
-                                   kernel_name="python3", cwd=str(Path.cwd()), progress_bar=False)
+        with _quiet_kernel():
+            papermill.execute_notebook(str(page.notebook), str(out), parameters={**parameters, **page.parameters},
+                                       kernel_name="python3", cwd=str(Path.cwd()), progress_bar=False)
     except Exception as exc:  # papermill wraps the notebook's own exception; report it, go on
         return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
     finally:
         if page.title is not None and out.exists():
             _retitle(out, page.title)
     return None
+
+
+@contextlib.contextmanager
+def _quiet_kernel():
+    """Start kernels with ``MIXQ_QUIET=1``: a progress bar saved in a page is a blank widget block there."""
+    before = os.environ.get("MIXQ_QUIET")
+    os.environ["MIXQ_QUIET"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["MIXQ_QUIET"]
+        else:
+            os.environ["MIXQ_QUIET"] = before
 
 
 def _retitle(path: Path, title: str) -> None:

@@ -112,3 +112,32 @@ def test_the_provenance_line_names_the_span_and_the_last_commit_not_every_hash()
                                         "(3 commits, the last aaaaaaaaaa); torch 2.14.1")
     assert provenance_line(records[:1]) == ("1 record of profile mini-full made 2026-11-27 (commit aaaaaaaaaa); "
                                             "torch 2.14.1")
+
+
+def test_the_source_conclusion_counts_verdicts_and_leaves_collapsed_settings_out():
+    from mixq_core.report import source_conclusion
+
+    frame = _frame()
+    frame.loc[frame["model"] == "mobilenetv2_100", "top1"] = 20.0 + frame["seed"]  # collapsed: real < FP / 2
+    frame.loc[(frame["model"] == "resnet18") & (frame["bits"] == "W2A2") & (frame["data"] == "mixup"), "top1"] -= 2
+    text = source_conclusion(summary_table(frame), baselines=("single",))
+    assert "**Left out**: mobilenetv2_100 W4A4" in text
+    # resnet18 W4A4: mixup 1 point above single (beyond the spread); W2A2: 1 point below (beyond it)
+    assert "ahead beyond the seed spread in 1, behind beyond it in 1, and within it in 0 of 2 settings" in text
+    # in this frame the best generated source (mixup at W4A4, single at W2A2) beats real by 2 and 1 points
+    assert "(most often" in text and "real images calibrate better in 0 of 2 settings, by -1.50 points" in text
+
+
+def test_the_probe_and_ablation_conclusions_are_computed_from_their_tables():
+    from mixq_core.report import ablation_conclusion, probe_conclusion
+
+    per_run = pd.DataFrame([{"bits": "W2A4", "data": data, "seed": seed, "grad_norm": norm + 0.01 * seed,
+                             "top1": 90 - 10 * norm - seed}
+                            for data, norm in (("single", 1.0), ("mixup", 2.0)) for seed in range(3)])
+    text = probe_conclusion(per_run, "grad_norm", "gradient norm")
+    assert "mixup-class sets give 1.99× the gradient norm of single-class sets" in text
+    assert "correlation of gradient norm with top-1 is r = -0.9" in text
+    results = {"k": pd.DataFrame({"k": [1, 1, 2, 2], "top1": [91.0, 91.2, 90.0, 90.2]})}
+    assert ablation_conclusion(results, {"k": "k"}) == (
+        "- **classes per prompt**: best at 1 (91.10 %), 1.00 points above 2, more than one standard deviation "
+        "over seeds (0.14).")
