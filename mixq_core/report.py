@@ -187,9 +187,13 @@ def pivot_sources(table, index=("model", "bits")):
     return wide
 
 
+BEYOND = "beyond seed spread"  # the end of a verdict whose difference counts: "ahead, ..." or "behind, ..."
+
+
 def compare_sources(table, a: str, b: str, by=("model", "bits")):
-    """``a`` minus ``b`` per group: difference of mean top-1, its standard error, and whether it is
-    beyond the seed spread (|Δ| > 2 SE). Groups missing either source are skipped."""
+    """``a`` minus ``b`` per group: difference of mean top-1, its standard error, and a verdict: ``a`` ahead
+    or behind beyond the seed spread (|Δ| > 2 SE), within it, or one seed only. Groups missing either source
+    are skipped."""
     import pandas as pd
 
     rows = []
@@ -204,7 +208,7 @@ def compare_sources(table, a: str, b: str, by=("model", "bits")):
             se = float("nan")
         diff = ra["top1_mean"] - rb["top1_mean"]
         verdict = ("one seed: no spread to compare" if math.isnan(se) else
-                   "beyond seed spread" if abs(diff) > 2 * se else "within seed spread")
+                   f"{'ahead' if diff > 0 else 'behind'}, {BEYOND}" if abs(diff) > 2 * se else "within seed spread")
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
                      f"{a} − {b}": round(diff, 2), "standard error": round(se, 2), "verdict": verdict})
     return pd.DataFrame(rows, columns=[*by, f"{a} − {b}", "standard error", "verdict"])
@@ -269,7 +273,7 @@ def verdict_counts(comparison, column: str, by: str = "world"):
     import pandas as pd
 
     verdict = comparison["verdict"]
-    beyond = verdict == "beyond seed spread"
+    beyond = verdict.str.endswith(BEYOND)
     counts = pd.DataFrame({by: comparison[by], "better": beyond & (comparison[column] > 0),
                            "worse": beyond & (comparison[column] < 0),
                            "within seed spread": verdict == "within seed spread",
@@ -358,7 +362,7 @@ def source_conclusion(table, mixed: str = "mixup", baselines: Sequence[str] = ("
             continue
         column = f"{mixed} − {baseline}"
         counts = versus["verdict"].value_counts()
-        beyond = versus[versus["verdict"] == "beyond seed spread"]
+        beyond = versus[versus["verdict"].str.endswith(BEYOND)]
         ahead, behind = int((beyond[column] > 0).sum()), int((beyond[column] < 0).sum())
         settings = len(versus)
         lines.append(f"- **{name} against {SOURCE_LABELS.get(baseline, baseline)}**: ahead beyond the seed spread "
@@ -426,13 +430,15 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
                 "feature_trace_cov": "feature spread", "top1_mean": "top-1 mean (%)", "top1_std": "std",
                 "seeds": "seeds", "data": "source", "iters": "iterations", "k": "classes per prompt",
                 "partners": "partners", "guidance": "guidance", "unit_index": "block", "bits": "bits",
-                "model": "model", "seed": "seed"}
+                "model": "model", "seed": "seed", "mean_entropy": "prediction entropy (mean)",
+                "top1_coverage": "classes predicted (share)", "top1_entropy": "entropy of predicted classes",
+                "feature_mean_distance": "feature distance (mean pairwise)", "n_images": "images"}
 
 
 def readable(frame, digits: int = 2):
     """``frame`` for display: human column and index names (:data:`FIELD_LABELS`), source names as their labels,
-    numbers rounded to ``digits`` (columns of values below 1 to three significant digits), and columns that hold
-    nothing (all NaN) left out."""
+    numbers rounded to ``digits`` (columns of values below 1 to three significant digits), columns that hold
+    nothing (all NaN) left out, and a dash where a row has no value."""
     shown = frame.dropna(axis=1, how="all").copy()
     index = [name for name in shown.index.names if name is not None]
     if index:
@@ -447,6 +453,8 @@ def readable(frame, digits: int = 2):
         largest = shown[column].abs().max()
         places = digits if not largest or largest >= 1 or math.isnan(largest) else 2 - math.floor(math.log10(largest))
         shown[column] = shown[column].round(max(digits, places))
+    for column in shown.columns[shown.isna().any()]:  # a value a row does not have: a dash, not NaN
+        shown[column] = shown[column].astype(object).where(shown[column].notna(), "—")
     return shown
 
 
@@ -456,7 +464,7 @@ def readable(frame, digits: int = 2):
 PANELS_ACROSS = 3  # at most this many panels side by side, so a figure fits the book's column
 
 
-def _panel_grid(n: int, width: float = 3.6, height: float = 3.0):
+def panel_grid(n: int, width: float = 3.6, height: float = 3.0):
     """A figure of ``n`` panels, at most :data:`PANELS_ACROSS` per row; unused panels are hidden."""
     import matplotlib.pyplot as plt
 
@@ -475,7 +483,7 @@ def plot_sources(table, by=("model", "bits")):
     never by position): each source's mean top-1 with one standard deviation over seeds, and the float
     model's top-1 as a dashed line. The y axis spans the data, so differences of tenths of a point show."""
     groups = list(table.groupby(list(by), sort=False))
-    figure, axes = _panel_grid(len(groups))
+    figure, axes = panel_grid(len(groups))
     palette = source_palette()
     for axis, (key, rows) in zip(axes, groups, strict=True):
         rows = rows.reset_index(drop=True)
@@ -502,7 +510,7 @@ def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
         return None
     frame = pd.concat(frames, ignore_index=True)
     groups = list(frame.groupby(list(by), sort=False))
-    figure, axes = _panel_grid(len(groups), width=3.4)
+    figure, axes = panel_grid(len(groups), width=3.4)
     palette = source_palette()
     for axis, (key, rows) in zip(axes, groups, strict=True):
         rows = rows.reset_index(drop=True)

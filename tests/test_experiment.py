@@ -91,8 +91,8 @@ def test_world_records_share_the_plain_worlds_real_and_noise_runs_cell_by_cell(t
 
 def test_verdict_counts_split_cells_by_direction_beyond_the_spread():
     comparison = pd.DataFrame({"world": ["plain", "plain", "gap", "gap"], "mixup − single": [-3.0, 0.5, 2.0, -0.1],
-                               "verdict": ["beyond seed spread", "within seed spread", "beyond seed spread",
-                                           "within seed spread"]})
+                               "verdict": ["behind, beyond seed spread", "within seed spread",
+                                           "ahead, beyond seed spread", "within seed spread"]})
     counts = report.verdict_counts(comparison, "mixup − single")
     assert counts.loc["plain"].tolist() == [0, 1, 1, 0] and counts.loc["gap"].tolist() == [1, 0, 1, 0]
 
@@ -100,8 +100,9 @@ def test_verdict_counts_split_cells_by_direction_beyond_the_spread():
 def test_world_conclusion_states_each_worlds_verdict_and_its_shift_from_plain():
     versus_single = pd.DataFrame({"world": ["plain", "plain", "gap", "gap", "polysemy", "polysemy"],
                                   "mixup − single": [-0.4, -0.2, 0.6, 0.2, 0.1, -0.1],
-                                  "verdict": ["beyond seed spread", "within seed spread", "beyond seed spread",
-                                              "within seed spread", "within seed spread", "within seed spread"]})
+                                  "verdict": ["behind, beyond seed spread", "within seed spread",
+                                              "ahead, beyond seed spread", "within seed spread", "within seed spread",
+                                              "within seed spread"]})
     drops = pd.DataFrame({"world": ["plain", "plain", "gap", "gap", "polysemy", "polysemy"],
                           "data": ["single", "mixup"] * 3, "drop from real": [0.2, 0.4, 1.2, 1.0, 0.3, 0.3]})
     summary = report.world_summary(versus_single, drops)
@@ -181,7 +182,8 @@ def test_summary_and_comparison_use_mean_std_and_standard_error():
     assert compared["mixup − single"] == 2.0 and compared["standard error"] == round(se, 2)
     assert compared["verdict"] == "within seed spread"  # |2.0| < 2 × 1.29
     far = report.summary_table(_frame({"mixup": [88.0, 88.5, 89.0], "single": [79.0, 80.0, 81.0]}))
-    assert report.compare_sources(far, "mixup", "single").iloc[0]["verdict"] == "beyond seed spread"
+    assert report.compare_sources(far, "mixup", "single").iloc[0]["verdict"] == "ahead, beyond seed spread"
+    assert report.compare_sources(far, "single", "mixup").iloc[0]["verdict"] == "behind, beyond seed spread"
     wide = report.pivot_sources(table)
     assert list(wide.columns) == ["FP", "real", "single", "mixup"]
     assert wide.loc[("m", "W2A4"), "mixup"] == "82.00 ± 2.00"

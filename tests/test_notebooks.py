@@ -23,7 +23,8 @@ def test_notebook_is_stripped_and_valid(path):
         f"{path.name}: notebook metadata {sorted(notebook.metadata)}; strip it (keep kernelspec, language_info)")
     for index, cell in enumerate(notebook.cells):
         where = f"{path.name}, cell {index}"
-        assert set(cell.metadata) <= {"tags"}, f"{where}: cell metadata {sorted(cell.metadata)}; keep only tags"
+        assert set(cell.metadata) <= {"tags", "mystnb"}, (
+            f"{where}: cell metadata {sorted(cell.metadata)}; keep only tags and mystnb (a figure's caption)")
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{where}: outputs are committed; clear them"
 
@@ -60,3 +61,21 @@ def test_every_page_in_the_table_of_contents_is_made_by_a_notebook():
         source = next(c.source for c in nbformat.read(REPO / "notebooks" / f"{stem}.ipynb", as_version=4).cells
                       if "parameters" in c.metadata.get("tags", []))
         assert all(f"{name} =" in source for name in parameters), (stem, parameters)
+
+
+def _draws(source: str) -> bool:
+    """Whether a cell's own statements (not the bodies of the functions it defines) draw a figure."""
+    import ast
+
+    drawing = ("plt.", "sns.", "plot_sources(", "plot_differences(", "gallery(", "panel_grid(", "plot_ablations(")
+    statements = [node for node in ast.parse(source).body if not isinstance(node, ast.FunctionDef | ast.ClassDef)]
+    return any(call in ast.unparse(node) for node in statements for call in drawing)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_figure_cell_has_a_caption(path):
+    """A cell that draws (matplotlib, seaborn or a gallery) shows its figure with a caption under it."""
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type == "code" and index > 1 and _draws(cell.source):
+            caption = cell.metadata.get("mystnb", {}).get("figure", {}).get("caption", "")
+            assert caption.strip(), f"{path.name}, cell {index}: a figure without a caption"
