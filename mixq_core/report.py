@@ -673,7 +673,9 @@ def set_gallery(folder: str | os.PathLike, n: int = 16, columns: int = 8, title:
     for axis, entry in zip(axes.flat, entries, strict=False):
         with Image.open(Path(folder) / entry["file"]) as image:
             axis.imshow(image.convert("L"), cmap="gray", vmin=0, vmax=255)
-        axis.set_title(entry["prompt"].removeprefix("a photo of "), fontsize=5)
+        # class names, not the prompt's words: the fixed template reads "a ankle boot"
+        axis.set_title(" + ".join(entry.get("class_names") or [entry["prompt"].removeprefix("a photo of ")]),
+                       fontsize=6)
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()

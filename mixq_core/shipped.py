@@ -75,6 +75,15 @@ def missing_error(what: str) -> ShippedDataMissing:
     return ShippedDataMissing(f"{what} is missing: {how_to_fetch()}")
 
 
+def shipped_file(name: str) -> Path:
+    """The path of the shipped file ``name`` (relative to the repository root, e.g. ``book/figures/x.png``): in the
+    checkout, or in :func:`data_home` for an installed MixQ. Raises :func:`missing_error` when it is absent."""
+    path = (checkout() or data_home()) / name
+    if not path.is_file():
+        raise missing_error(name)
+    return path
+
+
 def check_published(results_dir: str | os.PathLike, kind: str) -> None:
     """Raise :func:`missing_error` when an installed MixQ reads a published profile's records from its data home
     and they were never fetched (elsewhere an absent folder only means nothing has run yet)."""
@@ -94,11 +103,12 @@ def read_manifest(path: str | os.PathLike | None = None) -> dict[str, str]:
 
 
 def manifest_text(root: str | os.PathLike) -> str:
-    """The manifest of the checkout at ``root``: every file git tracks under ``assets/`` and the published records'
-    folders, with its sha256, one ``sha256  path`` line each (sorted)."""
+    """The manifest of the checkout at ``root``: every file git tracks under ``assets/``, ``book/figures/`` (figures
+    the notebooks show) and the published records' folders, with its sha256, one ``sha256  path`` line each
+    (sorted)."""
     from .models import sha256_of
 
-    folders = ["assets", *(f"results/{kind}" for kind in PUBLISHED_KINDS)]
+    folders = ["assets", "book/figures", *(f"results/{kind}" for kind in PUBLISHED_KINDS)]
     tracked = subprocess.run(["git", "ls-files", "-z", "--", *folders], cwd=root, capture_output=True, check=True,
                              text=True).stdout.split("\0")
     return "".join(f"{sha256_of(Path(root) / name)}  {name}\n" for name in sorted(filter(None, tracked)))
