@@ -439,6 +439,8 @@ def readable(frame, digits: int = 2):
     """``frame`` for display: human column and index names (:data:`FIELD_LABELS`), source names as their labels,
     numbers rounded to ``digits`` (columns of values below 1 to three significant digits), columns that hold
     nothing (all NaN) left out, and a dash where a row has no value."""
+    import pandas as pd
+
     shown = frame.dropna(axis=1, how="all").copy()
     index = [name for name in shown.index.names if name is not None]
     if index:
@@ -449,12 +451,15 @@ def readable(frame, digits: int = 2):
     shown = shown.rename(columns=lambda c: FIELD_LABELS.get(c, c) if isinstance(c, str) else c)
     if index:
         shown = shown.set_index([FIELD_LABELS.get(n, n) for n in index])
-    for column in shown.select_dtypes("number").columns:  # small values keep three significant digits
-        largest = shown[column].abs().max()
-        places = digits if not largest or largest >= 1 or math.isnan(largest) else 2 - math.floor(math.log10(largest))
-        shown[column] = shown[column].round(max(digits, places))
-    for column in shown.columns[shown.isna().any()]:  # a value a row does not have: a dash, not NaN
-        shown[column] = shown[column].astype(object).where(shown[column].notna(), "—")
+    for position in range(shown.shape[1]):  # by position: two compared tables side by side repeat column names
+        values = shown.iloc[:, position]
+        if pd.api.types.is_numeric_dtype(values):  # small values keep three significant digits
+            largest = values.abs().max()
+            small = largest and largest < 1 and not math.isnan(largest)
+            values = values.round(max(digits, 2 - math.floor(math.log10(largest))) if small else digits)
+        if values.isna().any():  # a value a row does not have: a dash, not NaN
+            values = values.astype(object).where(values.notna(), "—")
+        shown.isetitem(position, values)
     return shown
 
 

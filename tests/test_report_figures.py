@@ -141,3 +141,17 @@ def test_the_probe_and_ablation_conclusions_are_computed_from_their_tables():
     assert ablation_conclusion(results, {"k": "k"}) == (
         "- **classes per prompt**: best at 1 (91.10 %), 1.00 points above 2, more than one standard deviation "
         "over seeds (0.14).")
+
+
+def test_readable_tables_have_human_headings_sensible_digits_and_no_nan():
+    from mixq_core.report import readable
+
+    left = pd.DataFrame({"model": ["resnet18", "resnet18"], "data": ["mixup", "genq"], "top1": [91.234, 90.0],
+                         "grad_norm": [0.012345, 0.0009], "verdict": ["within seed spread", None],
+                         "empty": [float("nan")] * 2}).set_index(["model", "data"])
+    shown = readable(pd.concat([left, left[["top1"]]], axis=1))  # a repeated column name, as side-by-side tables have
+    assert list(shown.columns) == ["top-1 (%)", "gradient norm", "verdict", "top-1 (%)"]  # the empty column left out
+    assert shown.index.names == ["model", "source"] and list(shown.index.get_level_values(1)) == [
+        SOURCE_LABELS["mixup"], SOURCE_LABELS["genq"]]
+    assert shown.iloc[0, 0] == 91.23 and list(shown.iloc[:, 1]) == [0.0123, 0.0009]  # three significant digits
+    assert shown.iloc[1, 2] == "—" and not shown.isna().any().any()
