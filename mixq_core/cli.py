@@ -34,7 +34,6 @@ DESCRIPTION = ("MixQ: data-free post-training quantization calibrated on images 
 # Ranges of the options below that are not settings of a profile (those are in mixq_core.validate).
 ITERS = Bounds(0, 1_000_000)
 COUNT = Bounds(1, None)
-BATCH = Bounds(1, 4096)
 SHARE = Bounds(0, 1, integer=False)
 EPOCHS = Bounds(1, 1000)
 TRAIN_STEPS = Bounds(1, 10_000_000)
@@ -168,12 +167,16 @@ def _cmd_synthesize(args) -> dict:
 
 
 def _cmd_quantize(args) -> dict:
-    from .data import make_loader, synthetic_folder
-    from .experiment import eval_loader, real_data_root
-    from .models import atomic_write, evaluate, load_model
+    """One experiment through :func:`mixq_core.experiment.run`: the profile's settings where an option is not
+    given, the record written (or reused) and summed up. ``--data FOLDER`` calibrates on a set made by hand or
+    by ``mixq synthesize``; its record is kept apart from the profile's grid."""
+    from . import results
+    from .data import synthetic_folder
+    from .experiment import ExperimentConfig, run
     from .profiles import load_profile
     from .prompts import load_vocabulary
-    from .quant import QuantConfig, calibration_dataset, check_resume_dir, quantize
+    from .quant import check_resume_dir
+    from .sources import SOURCES
 
     profile = load_profile(args.profile)
     device = resolve_device(args.device)
@@ -181,33 +184,30 @@ def _cmd_quantize(args) -> dict:
         check_output_file(args.trace, "--trace")
     if args.resume:
         check_resume_dir(args.resume)
-    if args.data not in ("real", "noise") and Path(args.data).is_dir():  # a set: checked whole before any work
+    check_output_dir(results.RESULTS_DIR, "results folder ($MIXQ_RESULTS)")
+    calibration_set = None
+    if args.data not in SOURCES:
+        if not Path(args.data).is_dir():
+            raise ConfigError(f"--data must be a calibration source ({', '.join(SOURCES)}) or the folder of a "
+                              f"synthetic set (made by `mixq synthesize`); {args.data!r} is none of these")
+        calibration_set = args.data  # checked whole before any work: a damaged set fails here, not mid-run
         images = len(synthetic_folder(args.data, num_classes=len(load_vocabulary(profile["vocabulary"]).names)))
         if args.n_calib is not None and args.n_calib > images:
             raise ConfigError(f"--n-calib {args.n_calib} asks for more images than the {images} of set {args.data}; "
                               f"accepted: 1..{images}")
-    overrides = {"iters": args.iters, "batch_size": args.batch_size}
-    config = QuantConfig(w_bits=args.w_bits, a_bits=args.a_bits, method=args.method, seed=args.seed,
-                         compile=not args.no_compile, first_last_8bit=profile.get("first_last_8bit", True),
-                         **{k: v for k, v in overrides.items() if v is not None})
-    model = load_model(profile, args.model).to(device)
-    calib = calibration_dataset(args.data, profile, n=_given(args.n_calib, profile["n_calib"]), seed=args.seed,
-                                model=model, root=real_data_root("train", args.imagenet_train))
-    # The evaluation subset is fixed (seed 0), so runs with different seeds are compared on the same images.
-    test = eval_loader(profile, model, args.limit, seed=0, root=args.imagenet_val)
-    fp_top1 = evaluate(model, test, desc=f"eval {args.model}")["top1"]
-    qmodel, trace = quantize(model, config, make_loader(calib, batch_size=256), resume_dir=args.resume)
-    metrics = evaluate(qmodel, test, desc=f"eval {args.model} W{args.w_bits}A{args.a_bits}")
-    if args.trace:  # written only after a successful run, atomically
-        atomic_write(args.trace, lambda tmp: Path(tmp).write_text(trace.to_json()))
-    units = [{"name": u.name, "kind": u.kind, "iters_per_second": round(u.iters_per_second, 2),
-              "loss_before": u.loss_before, "loss_after": u.loss_after} for u in trace.units]
-    return {"profile": args.profile, "model": args.model, "data": args.data, "method": config.method,
-            "w_bits": config.w_bits, "a_bits": config.a_bits, "iters": config.iters, "seed": config.seed,
-            "n_calib": trace.n_calib, "n_eval": metrics["n_images"], "top1": metrics["top1"], "fp_top1": fp_top1,
-            "drop": round(fp_top1 - metrics["top1"], 2), "seconds": round(trace.seconds, 1),
-            "calibration_seconds": round(trace.calibration_seconds, 1), "resumed_units": trace.resumed_units,
-            "units": units}
+    config = ExperimentConfig(profile=args.profile, model=args.model, w_bits=args.w_bits, a_bits=args.a_bits,
+                              data="real" if calibration_set else args.data, k=args.k, n_calib=args.n_calib,
+                              method=args.method, iters=args.iters, seed=args.seed)
+    record = run(config, force=args.force, results_dir=results.RESULTS_DIR, device=device, resume_dir=args.resume,
+                 calibration_set=calibration_set, trace_file=args.trace, imagenet_val=args.imagenet_val,
+                 imagenet_train=args.imagenet_train)
+    metrics = record["metrics"]
+    units = [{"name": u["name"], "kind": u["kind"], "iters": u["iters"], "loss_before": u["loss_before"],
+              "loss_after": u["loss_after"]} for u in metrics["units"]]
+    return {"record": str(results.record_path(record["kind"], record["config"], results.RESULTS_DIR).resolve()),
+            "config_hash": record["config_hash"], **metrics["config"], "data": args.data,
+            **{key: metrics.get(key) for key in ("top1", "fp_top1", "drop", "n_calib", "n_eval", "resumed_units")},
+            "seconds": metrics["seconds"], "units": units}
 
 
 # ----------------------------------------------------------------------------- the parser
@@ -377,27 +377,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_track_arguments(grid)
     grid.set_defaults(run=_cmd_grid)
 
-    quant = commands.add_parser("quantize", help="PTQ of a model, calibrated on real, noise or synthetic images")
+    quant = commands.add_parser("quantize", help="one experiment: PTQ of a model calibrated on a source or a set "
+                                                 "folder, its record written (or reused) and printed")
     _add_profile(quant)
     quant.add_argument("--model", required=True, help="a model of the profile (mini: resnet18, mobilenetv2_100, "
                                                       "deit_mini)")
     _number(quant, "--w-bits", BITS, "weight bits", default=4)
     _number(quant, "--a-bits", BITS, "activation bits", default=4)
-    quant.add_argument("--data", default="real", help="real, noise, or the folder of a synthetic set")
+    quant.add_argument("--data", default="real",
+                       help="calibration source (real, noise, single, genq, mixup, mixup-embed, single-mixup, "
+                            "single-cutmix), or the folder of a synthetic set")
+    _number(quant, "--k", Bounds(2, 16), "classes per prompt of the mixup sources", default=2, metavar="K")
     quant.add_argument("--method", default="qdrop", help="rtn, adaround, brecq or qdrop")
-    _number(quant, "--iters", ITERS, "reconstruction steps per block (default: QDrop's 20000)")
-    _number(quant, "--batch-size", BATCH, "calibration images per step (default 32)")
+    _number(quant, "--iters", ITERS, "reconstruction steps per block (default: the profile's iters)")
     _number(quant, "--n-calib", SET_SIZE, "calibration images, at most a set's size (default: the profile's "
             "n_calib, or all of a smaller set)")
     _number(quant, "--seed", SEED, "seed of the calibration subset and of the reconstruction", default=0)
-    _number(quant, "--limit", COUNT, "evaluate a fixed random subset of N test images (default: the profile's "
-            "eval_limit, else all)")
+    quant.add_argument("--force", action="store_true", help="rerun the experiment even if its record exists")
     quant.add_argument("--trace", default=None,
-                       help="write the reconstruction trace (JSON) to this file, checked before the run")
+                       help="write the whole reconstruction trace (JSON) to this file, checked before the run")
     quant.add_argument("--resume", default=None, metavar="DIR",
                        help="keep the quantized state after each finished unit in folder DIR; the same command "
                             "run again goes on after the last finished unit")
-    quant.add_argument("--no-compile", action="store_true", help="run AdaRound eagerly (no torch.compile)")
     _add_track_arguments(quant)
     quant.set_defaults(run=_cmd_quantize)
     return parser

@@ -13,7 +13,8 @@ normalised). Sources are chosen by name from :data:`SOURCES`:
 - ``noise``: standard Gaussian noise in the normalised input space (label ``-1``).
 
 :func:`subset` picks a deterministic subset, so "1024 real calibration images, seed 0"
-is always the same 1024 images.
+is always the same 1024 images; :func:`calibration_dataset` gives an experiment's calibration
+images (real, noise or a set folder) prepared for the model it calibrates.
 """
 
 from __future__ import annotations
@@ -358,6 +359,40 @@ def eval_dataset(profile: dict, model: torch.nn.Module | None = None, root: str 
     elif root is not None:
         spec["root"] = root
     return load_source(source, **spec)
+
+
+def calibration_dataset(data: str, profile: dict, n: int, seed: int = 0, model: torch.nn.Module | None = None,
+                        root: str | os.PathLike | None = None) -> Dataset:
+    """The calibration images named by ``data``, as a dataset of ``(image, label)``.
+
+    Args:
+        data: ``real`` (``n`` images of the profile's real training data, a fixed subset for ``seed``),
+            ``noise`` (``n`` Gaussian images) or the folder of a synthetic set (at most ``n`` of its images).
+        profile: a profile mapping (:func:`mixq_core.profiles.load_profile`).
+        n: number of images (QDrop's default is 1024).
+        seed: picks the subset and the noise.
+        model: the model to calibrate; on the ImageNet track its timm eval transform prepares
+            real and synthetic images (the mini track has one fixed transform).
+        root: the real training images where the profile's dataset has no packaged copy
+            (ImageNet: the ``train/<synset>/*.JPEG`` folder).
+    """
+    if data == "noise":
+        return noise(n=n, size=model_input_size(profile, model), seed=seed)
+    if data == "real":
+        if profile["dataset"] == "fashion-mnist":
+            return subset(load_source(profile["dataset"], split="train"), n, seed)
+        if root is None:
+            raise DatasetNotFoundError(
+                f"real calibration images of profile {profile['name']!r} are {profile['dataset']} training images: "
+                "give their folder (imagenet_train=..., $MIXQ_IMAGENET_TRAIN or --imagenet-train PATH, holding "
+                "train/<synset>/*.JPEG), or use a synthetic set")
+        dataset = load_source(profile["dataset"], root=root, transform=model_transform(profile, model))
+        return subset(dataset, min(n, len(dataset)), seed)
+    if not Path(data).is_dir():
+        raise ConfigError(f"calibration data must be 'real', 'noise' or the folder of a synthetic set "
+                          f"(made by `mixq synthesize`); {data!r} is none of these")
+    dataset = synthetic_folder(data, transform=model_transform(profile, model))
+    return subset(dataset, min(n, len(dataset)), seed)
 
 
 def make_loader(dataset: Dataset, batch_size: int = 256, shuffle: bool = False, seed: int = 0,

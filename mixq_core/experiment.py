@@ -4,7 +4,11 @@
 calibration data source, set size, method, iterations, seed, generator settings);
 :func:`run` makes the calibration set (synthesizing it if needed), quantizes, evaluates,
 and writes one JSON record under ``results/ptq/`` keyed by the hash of the config. A config
-whose record exists is not run again unless ``force=True``.
+whose record exists is not run again unless ``force=True``. Every experiment goes through
+:func:`run`: ``mixq quantize`` (one config, or a set folder given by hand: ``calibration_set``),
+``mixq grid`` and the notebooks (:func:`run_grid`), and both executors of a profile's plan
+(:mod:`mixq_core.executor`). Here the calibration images are chosen and loaded; :mod:`mixq_core.quant`
+only ever sees their tensors.
 
 Data sources are the names of :mod:`mixq_core.sources`: ``real`` (real training images: the
 upper bound), ``noise`` (Gaussian images: the lower bound), the four prompt strategies of
@@ -43,12 +47,27 @@ from pathlib import Path
 
 import torch
 
-from .data import eval_dataset, make_loader, mix_images, subset
+from .analysis import diversity_metrics
+from .data import (
+    MANIFEST_NAME,
+    calibration_dataset,
+    eval_dataset,
+    load_source,
+    make_loader,
+    mix_images,
+    model_transform,
+    subset,
+    subset_indices,
+)
 from .errors import ConfigError, check_fields, unknown_name
-from .models import evaluate, load_model, manifest_sha256, read_assets_manifest, shipped_sha256
+from .models import atomic_write, evaluate, load_model, manifest_sha256, read_assets_manifest, sha256_of, shipped_sha256
 from .profiles import load_profile
+from .progress import progress
+from .prompts import PromptConfig, load_vocabulary, selected_classes
+from .quant import ENGINE_VERSION, QuantConfig, check_resume_dir, quantize
 from .results import RESULTS_DIR, config_hash, load_record, save_record
 from .sources import get_source, source_names
+from .synthesis import SHIPPED_GENERATORS, load_pipeline, synthesize_set
 from .validate import resolve_device
 
 REAL_SOURCES = source_names(generated=False)
@@ -58,6 +77,8 @@ LEGACY_ENGINE = 1  # the engine of a profile or record that names none
 PROBE_IMAGES = 256  # held-out real images whose loss gives the generalization error
 TRACE_WINDOW = 25  # per-step values are stored as means over windows of this many steps
 PTQ_KIND = "ptq"
+SET_KIND = "ptq-sets"  # records of runs calibrated on a set folder given by hand, apart from the profiles' grids
+SET_DATA = "set"  # the ``data`` of such a record
 ROOT_ENV = {"eval": "MIXQ_IMAGENET_VAL", "train": "MIXQ_IMAGENET_TRAIN"}
 
 
@@ -243,8 +264,6 @@ def shipped_weights(profile: dict, config: ExperimentConfig) -> dict:
     ``model``: its classifier's checkpoint; ``generator``: the profile generator's files, for generated
     sources only. Each is None where the profile does not use shipped weights (the ImageNet track).
     """
-    from .synthesis import SHIPPED_GENERATORS
-
     generated = config.data in SYNTHETIC_SOURCES and profile["generator"] in SHIPPED_GENERATORS
     return {"model": shipped_sha256(profile, config.model),
             "generator": [manifest_sha256(f) for f in SHIPPED_GENERATORS[profile["generator"]]] if generated else None}
@@ -277,8 +296,6 @@ def _profile_classes(profile: dict) -> tuple[str, ...] | None:
 
 
 def _set_size(config: ExperimentConfig) -> int:
-    from .prompts import PromptConfig, load_vocabulary, selected_classes
-
     profile = load_profile(config.profile)
     vocabulary = load_vocabulary(profile["vocabulary"])
     chosen = PromptConfig(vocabulary=profile["vocabulary"], classes=_profile_classes(profile))
@@ -291,8 +308,6 @@ def _set_size(config: ExperimentConfig) -> int:
 
 def genq_filter(profile: dict, name: str, device: str | torch.device | None = None):
     """The full-precision model whose energy score filters a genq set, and the transform feeding it."""
-    from .data import model_transform
-
     model = load_model(profile, name).to(default_device(device))
     return model, model_transform(profile, model)
 
@@ -332,9 +347,6 @@ def _exclusive(lock_path: Path):
 
 def _synthesize_missing(config: ExperimentConfig, folder: Path, pipe, device, shard: tuple[int, int]) -> dict:
     """:func:`synthetic_set`'s work once the set's lock is held (another holder may have finished the set)."""
-    from .prompts import PromptConfig
-    from .synthesis import synthesize_set
-
     if (folder / "manifest.jsonl").exists():
         return {"out": str(folder), "generated": 0, "complete": True}
     profile = load_profile(config.profile)
@@ -360,8 +372,6 @@ def calibration_data(config: ExperimentConfig, model: torch.nn.Module, results_d
     Synthetic sets are generated on ``model``'s device (see :func:`synthetic_set`);
     ``imagenet_train`` is the real training folder where the profile ships none (see :func:`real_data_root`).
     """
-    from .quant import calibration_dataset
-
     config = config.resolved()
     profile = load_profile(config.profile)
     if config.data in REAL_SOURCES:
@@ -385,8 +395,6 @@ def probe_data(profile: dict, seed: int = 0, model: torch.nn.Module | None = Non
     is given): the ``probe_images`` that follow the ``n_calib`` images of the ``real``
     calibration subset in the same seeded order, so the two never overlap.
     """
-    from .data import load_source, model_transform, subset_indices
-
     n = profile.get("probe_images", PROBE_IMAGES)
     if profile["dataset"] != "fashion-mnist":
         root = real_data_root("train", imagenet_train)
@@ -429,8 +437,6 @@ def compact_trace(trace) -> list[dict]:
 
 def quant_config(config: ExperimentConfig):
     """The :class:`~mixq_core.quant.QuantConfig` that :func:`run` quantizes ``config`` with (its profile's settings)."""
-    from .quant import QuantConfig
-
     config = config.resolved()
     profile = load_profile(config.profile)
     weight = profile_round_weight(profile, config.model)
@@ -440,9 +446,20 @@ def quant_config(config: ExperimentConfig):
                        **({"round_weight": weight} if weight is not None else {}))
 
 
+def set_identity(config: ExperimentConfig, calibration_set: str | os.PathLike) -> dict:
+    """What the record of ``config`` calibrated on the set folder ``calibration_set`` is keyed by: the config's
+    identity, with the set in place of its data source. The set is known by the sha256 of its manifest (which
+    holds every image's sha256), so the same set in another folder is the same experiment."""
+    identity = config.resolved().identity()
+    identity.update(data=SET_DATA, steps=None, guidance=None, k=None, partners=None,
+                    set_manifest_sha256=sha256_of(Path(calibration_set) / MANIFEST_NAME))
+    return identity
+
+
 def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.PathLike = RESULTS_DIR,
         pipe=None, imagenet_val: str | os.PathLike | None = None, imagenet_train: str | os.PathLike | None = None,
-        device: str | torch.device | None = None, resume_dir: str | os.PathLike | None = None) -> dict:
+        device: str | torch.device | None = None, resume_dir: str | os.PathLike | None = None,
+        calibration_set: str | os.PathLike | None = None, trace_file: str | os.PathLike | None = None) -> dict:
     """Run ``config`` (or reuse its record) and return the result record.
 
     ``pipe``: an already loaded generator pipeline, to save loading it once per experiment.
@@ -451,13 +468,17 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     ``resume_dir``: a folder keeping the reconstruction's state after each finished unit, so that a run cut
     short goes on from there when called again (see :func:`resume_folder` and :mod:`mixq_core.quant.resume`).
     It is not part of the record: a resumed run gives the record an uninterrupted one gives.
+    ``calibration_set``: a set folder (made by ``mixq synthesize``, or by hand) to calibrate with instead of
+    ``config.data``'s source; such one-off records are kept apart from the profile's grid, under
+    ``ptq-sets/<profile>/`` (see :func:`set_identity`).
+    ``trace_file``: also write the whole reconstruction trace there (every step; the record keeps means over
+    windows), when the experiment runs rather than its record being reused.
     """
-    from .analysis import diversity_metrics
-    from .quant import ENGINE_VERSION, check_resume_dir, quantize
-
     resolved = config.resolved()
-    identity = resolved.identity()
-    kind = ptq_kind(resolved.profile)
+    if calibration_set is None:
+        identity, kind = resolved.identity(), ptq_kind(resolved.profile)
+    else:
+        identity, kind = set_identity(resolved, calibration_set), f"{SET_KIND}/{resolved.profile}"
     profile = load_profile(resolved.profile)
     record = None if force else load_record(kind, identity, results_dir)
     if record is not None and record_engine(record) == profile_engine(profile):
@@ -477,7 +498,11 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     fp = run_fp_evaluation(resolved.profile, resolved.model, results_dir=results_dir, data_root=imagenet_val,
                            device=device)["metrics"]
     timings["setup_seconds"] = round(time.time() - start, 1)
-    calib, made = calibration_data(resolved, model, results_dir, pipe, imagenet_train)
+    if calibration_set is None:
+        calib, made = calibration_data(resolved, model, results_dir, pipe, imagenet_train)
+    else:
+        calib = calibration_dataset(str(calibration_set), profile, n=resolved.n_calib, seed=resolved.seed, model=model)
+        made = {"synthesis_seconds": 0.0, "set_folder": str(Path(calibration_set).resolve())}
     timings["synthesis_seconds"] = made["synthesis_seconds"]
     start = time.time()
     diversity = diversity_metrics(model, calib)
@@ -488,14 +513,18 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
                              make_loader(probes, batch_size=256) if probes is not None else None, resume_dir=resume_dir)
     timings["quantize_seconds"] = round(trace.seconds, 1)
     start = time.time()
-    metrics = evaluate(qmodel, test, desc=f"eval {resolved.model} W{resolved.w_bits}A{resolved.a_bits} {resolved.data}")
+    data = resolved.data if calibration_set is None else SET_DATA
+    metrics = evaluate(qmodel, test, desc=f"eval {resolved.model} W{resolved.w_bits}A{resolved.a_bits} {data}")
     timings["eval_seconds"] = round(time.time() - start, 1)
+    if trace_file is not None:
+        atomic_write(trace_file, lambda tmp: Path(tmp).write_text(trace.to_json()))
     result = {
-        "profile": resolved.profile, "config": resolved.to_dict(), "fp_top1": fp["top1"], "top1": metrics["top1"],
+        "profile": resolved.profile, "config": {**resolved.to_dict(), "data": data}, "fp_top1": fp["top1"],
+        "top1": metrics["top1"],
         "drop": round(fp["top1"] - metrics["top1"], 2), "n_eval": metrics["n_images"], "n_calib": len(calib),
         "set_folder": made.get("set_folder"), "diversity": diversity, "quant_config": quant_settings.to_dict(),
-        "units": compact_trace(trace), "seconds": timings, "device": _device_name(device), "engine": trace.engine,
-        "weights_sha256": shipped_weights(profile, resolved),
+        "units": compact_trace(trace), "resumed_units": trace.resumed_units, "seconds": timings,
+        "device": _device_name(device), "engine": trace.engine, "weights_sha256": shipped_weights(profile, resolved),
     }
     save_record(kind, identity, result, results_dir)
     return load_record(kind, identity, results_dir)
@@ -523,8 +552,6 @@ def run_grid(configs: list[ExperimentConfig], force: bool = False, results_dir: 
     again. A folder is deleted once its record is written.
     ``roots``: ``imagenet_val`` / ``imagenet_train`` folders, passed on to :func:`run`.
     """
-    from .progress import progress
-
     device = default_device(device)
     pipe = grid_pipeline(configs if force else pending_configs(configs, results_dir), device)
 
@@ -578,8 +605,6 @@ def grid_pipeline(configs: list[ExperimentConfig], device: str | torch.device | 
     them needs a synthetic set; None otherwise."""
     if not any(c.data in SYNTHETIC_SOURCES for c in configs):
         return None
-    from .synthesis import load_pipeline
-
     profile = load_profile(configs[0].profile)
     return load_pipeline(profile["generator"], device=str(default_device(device)),
                          dtype=profile.get("synthesis_dtype"))

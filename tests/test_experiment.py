@@ -159,7 +159,7 @@ def test_run_writes_a_record_and_reuses_it(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the record should have been reused")
 
-    monkeypatch.setattr("mixq_core.quant.quantize", fail)
+    monkeypatch.setattr(experiment, "quantize", fail)
     assert experiment.run(config, results_dir=tmp_path) == record
     with pytest.raises(AssertionError, match="reused"):
         experiment.run(config, results_dir=tmp_path, force=True)

@@ -179,20 +179,24 @@ def test_resumable_grid_goes_on_from_its_folder_and_removes_it(tmp_path, monkeyp
 
 
 @needs_resnet18
-def test_quantize_command_resumes_from_its_folder(capsys, tmp_path):
+def test_quantize_command_resumes_from_its_folder(capsys, tmp_path, monkeypatch):
     import json
 
     from mixq_core.cli import main
 
+    monkeypatch.chdir(tmp_path)  # records go to ./results
     argv = ["quantize", "--profile", "smoke", "--model", "resnet18", "--w-bits", "4", "--a-bits", "8", "--data",
-            "noise", "--iters", "2", "--n-calib", "32", "--limit", "100", "--no-compile", "--resume",
-            str(tmp_path / "resume")]
-    assert main(argv) == 0
-    first = json.loads(capsys.readouterr().out)
-    assert main(argv) == 0
-    again = json.loads(capsys.readouterr().out)
-    assert first["resumed_units"] == 0 and again["resumed_units"] == len(first["units"]) == 10
-    assert again["top1"] == first["top1"]
+            "noise", "--iters", "2", "--n-calib", "32", "--resume", str(tmp_path / "resume")]
+    assert main([*argv[:-2], "--force"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    with monkeypatch.context() as patch:
+        _interrupt_after(patch, 3)
+        with pytest.raises(Interrupted):
+            main([*argv, "--force"])
+    assert main([*argv, "--force"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert whole["resumed_units"] == 0 and resumed["resumed_units"] == 3
+    assert resumed["top1"] == whole["top1"] and resumed["config_hash"] == whole["config_hash"]
     assert main([*argv[:6], "2", *argv[7:]]) == 2  # --w-bits 2 with the W4 run's folder
     assert "holds the reconstruction of another run (it differs in w_bits 4 -> 2)" in capsys.readouterr().err
     (tmp_path / "file").write_text("")

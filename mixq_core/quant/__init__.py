@@ -2,11 +2,12 @@
 
 ``quantize(model, QuantConfig(w_bits=2, a_bits=4, method="qdrop"), calib_loader)`` returns the
 fake-quantized model and a trace of the reconstruction (losses, gradient norms, held-out probes).
+The engine takes modules and batches of image tensors, nothing else: where the images come from
+(real data, noise, a synthetic set) is :mod:`mixq_core.data`'s and :mod:`mixq_core.experiment`'s business.
 """
 
 from .calibrate import calibrate_activations as calibrate_activations
 from .calibrate import calibrate_weights as calibrate_weights
-from .calibrate import calibration_dataset as calibration_dataset
 from .modules import FoldingError as FoldingError
 from .modules import NothingToQuantizeError as NothingToQuantizeError
 from .modules import QuantAttention as QuantAttention
@@ -42,7 +43,7 @@ __all__ = [
     "AdaRound", "BetaSchedule", "ENGINE_VERSION", "FoldingError", "METHODS", "NothingToQuantizeError",
     "QuantAttention", "QuantBlock", "QuantConfig", "QuantLayer", "QuantTrace", "QuantWindowAttention", "RANGE_INITS",
     "Recipe", "ReconstructionError", "ResumeError", "UniformQuantizer", "UnitTrace", "block_types",
-    "calibrate_activations", "calibrate_weights", "calibration_dataset", "check_resume_dir", "fake_quantize",
+    "calibrate_activations", "calibrate_weights", "check_resume_dir", "fake_quantize",
     "find_units", "fold_batchnorm", "prepare", "quantize", "register_block", "register_method",
     "scale_and_zero_point", "set_quant_state", "wrap_model",
 ]

@@ -28,6 +28,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import MixQError
+from ..models import atomic_write
+from ..validate import check_output_dir, read_json
 from .modules import QuantLayer
 from .quantizers import UniformQuantizer
 
@@ -64,8 +66,6 @@ def fingerprint(config: dict, engine: int, model: nn.Module, images: torch.Tenso
 def check_resume_dir(path: str | os.PathLike) -> Path:
     """Check, before any long work, that ``path`` can hold a run's state: a new folder, an empty one or a resume
     folder, on a writable disk. Raises :class:`ResumeError` or :class:`~mixq_core.errors.OutputPathError`."""
-    from ..validate import check_output_dir
-
     path = check_output_dir(path, "resume folder")
     if path.is_dir():
         foreign = sorted(p.name for p in path.iterdir()
@@ -90,8 +90,6 @@ class ResumeFolder:
     def start(self, fingerprint: dict) -> list[dict]:
         """Claim the folder for the run ``fingerprint`` describes; return the traces (dicts) of its finished
         units, none for a new folder. Raises :class:`ResumeError` if the folder holds another run."""
-        from ..validate import read_json
-
         fingerprint = json.loads(json.dumps(fingerprint))  # as stored: tuples become lists
         state_file = self.path / STATE_NAME
         if not state_file.exists():
@@ -144,8 +142,6 @@ class ResumeFolder:
              device: torch.device) -> None:
         """Record finished unit ``index`` (its module ``unit``, named ``unit_name`` in the model, and its trace)
         and the random state now; ``seconds``: all seconds spent on the run so far."""
-        from ..models import atomic_write
-
         tensors = learned_tensors(unit, unit_name)
         tensors["rng.cpu"] = torch.get_rng_state()
         if device.type == "cuda":
@@ -156,8 +152,6 @@ class ResumeFolder:
         self._write_state()
 
     def _write_state(self) -> None:
-        from ..models import atomic_write
-
         text = json.dumps(self.state)
         atomic_write(self.path / STATE_NAME, lambda tmp: Path(tmp).write_text(text))
 
