@@ -1,8 +1,10 @@
 """Where a profile's grid runs: here, one step after another, or as tasks on a Ray cluster.
 
 A profile's *plan* is every experiment its notebooks show (``grid_cnn``, ``grid_vit`` and
-``ablations`` sections) plus the synthetic sets those experiments calibrate with. Three
-stages follow from it:
+``ablations`` sections) plus the synthetic sets those experiments calibrate with, computed in one
+place (:func:`pending_plan`: what is left of it under a results folder). The two executors run the
+same plan, every experiment through :func:`mixq_core.experiment.run`, with the same retry
+(:func:`attempt`) and the same failure report (:class:`ExecutionReport`). Three stages follow from it:
 
 1. **synthesis**: each missing set, split into ``shards`` tasks (``synthesize --shard i/n``),
    then one task per set that writes its manifest (and applies GenQ's filter) once all
@@ -31,20 +33,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from .data import MANIFEST_NAME
 from .errors import ConfigError, MixQError, unknown_name
 from .experiment import (
     SYNTHETIC_SOURCES,
     ExperimentConfig,
     ablation_configs,
+    grid_pipeline,
     grid_section_configs,
     pending_configs,
+    run,
+    synthetic_set,
     synthetic_set_folder,
 )
 from .profiles import PROFILES_ENV, load_profile, profile_dirs
+from .progress import progress
 from .results import RESULTS_DIR, record_path, write_record
+from .sources import get_source
 
 EXECUTORS = ("local", "ray")
 STAGES = ("synthesis", "experiments", "notebooks")
+ATTEMPTS = 2  # a task that fails is tried once more, then reported by name; the others run on
 
 
 def profile_plan(profile_name: str) -> list[ExperimentConfig]:
@@ -56,10 +67,43 @@ def profile_plan(profile_name: str) -> list[ExperimentConfig]:
     return list(dict.fromkeys(c.resolved() for c in configs))  # resolved: guidance=None is the profile's 3.0
 
 
+@dataclass
+class Plan:
+    """The work of a profile under a results folder: its experiments and the synthetic sets they calibrate
+    with, each set by its folder with the first experiment that needs it (which says how to make it)."""
+
+    experiments: list[ExperimentConfig]
+    sets: dict[Path, ExperimentConfig]
+
+
+def pending_plan(profile_name: str, results_dir: str | os.PathLike = RESULTS_DIR) -> Plan:
+    """What is left of the profile's plan (:func:`profile_plan`): experiments without a record, and the sets
+    they need that are not complete yet. Both executors run this."""
+    experiments = pending_configs(profile_plan(profile_name), results_dir)
+    sets: dict[Path, ExperimentConfig] = {}
+    for config in experiments:
+        if config.data in SYNTHETIC_SOURCES:
+            folder = synthetic_set_folder(config, results_dir)
+            if not (folder / MANIFEST_NAME).exists():
+                sets.setdefault(folder, config)
+    return Plan(experiments, sets)
+
+
+def attempt(function: Callable, *args):
+    """``function(*args)``, tried :data:`ATTEMPTS` times in all before its error is let through: the one retry
+    rule of both executors (a lost worker, a transient failure of the disk or the GPU)."""
+    for left in range(ATTEMPTS - 1, -1, -1):
+        try:
+            return function(*args)
+        except Exception:
+            if not left:
+                raise
+
+
 def experiment_label(config: ExperimentConfig) -> str:
     """A short readable name of a grid point, used in progress and failure reports."""
     c = config.resolved()
-    extras = "".join([f" k={c.k}" if c.data.startswith("mixup") and c.k != 2 else "",
+    extras = "".join([f" k={c.k}" if get_source(c.data).mixes_classes and c.k != 2 else "",
                       f" {c.partners}" if c.partners != "random" else "",
                       f" g={c.guidance}" if c.data in SYNTHETIC_SOURCES else ""])
     return f"{c.model} W{c.w_bits}A{c.a_bits} {c.data}{extras} n={c.n_calib} iters={c.iters} seed={c.seed}"
@@ -97,23 +141,17 @@ class ExecutionError(MixQError):
 
 def _set_threads(threads: int | None) -> None:
     if threads:
-        import torch
-
         torch.set_num_threads(threads)
 
 
 def synthesis_task(config: dict, shard: tuple[int, int], results_dir: str, threads: int | None) -> dict:
     """Stage 1: one shard of one synthetic set."""
-    from .experiment import synthetic_set
-
     _set_threads(threads)
     return synthetic_set(ExperimentConfig.from_dict(config), results_dir, shard=shard)
 
 
 def finish_set_task(config: dict, results_dir: str, threads: int | None, *shards: dict) -> dict:
     """Stage 1, last step: with every shard done, write the set's manifest (a no-op if one did)."""
-    from .experiment import synthetic_set
-
     _set_threads(threads)
     summary = synthetic_set(ExperimentConfig.from_dict(config), results_dir)
     if not summary.get("complete"):
@@ -121,26 +159,19 @@ def finish_set_task(config: dict, results_dir: str, threads: int | None, *shards
     return summary
 
 
-def experiment_task(config: dict, results_dir: str, threads: int | None, before: Callable | None,
-                    *ready_sets: dict) -> dict:
-    """Stage 2: one grid point. ``before`` (tests use it to inject a failure) runs first."""
-    from .experiment import run
-
+def experiment_task(config: dict, results_dir: str, threads: int | None, *ready_sets: dict) -> dict:
+    """Stage 2: one grid point, through :func:`mixq_core.experiment.run`."""
     _set_threads(threads)
-    if before is not None:
-        before(config)
     return run(ExperimentConfig.from_dict(config), results_dir=results_dir)
 
 
-def notebook_task(page: str, profile: str, root: str, *experiments: dict) -> str | None:
-    """Stage 3: one page of the book, its notebook through papermill; returns None, or the error text."""
-    from .reproduce import execute_page, page_named
-
+def notebook_task(run_page: Callable, page, profile: str, root: str, *experiments: dict) -> None:
+    """Stage 3: one page of the book, ``run_page(page, parameters)`` (its notebook through papermill, see
+    :func:`mixq_core.reproduce.execute_page`), which returns None or the error text."""
     os.chdir(root)
-    error = execute_page(page_named(page), {"profile": profile})
+    error = run_page(page, {"profile": profile})
     if error is not None:
-        raise MixQError(f"notebook {page}: {error}")
-    return None
+        raise MixQError(f"notebook {page.name}: {error}")
 
 
 # ----------------------------------------------------------------------------- the Ray executor
@@ -154,10 +185,11 @@ def _import_ray():
     return ray
 
 
-def run_on_ray(profile_name: str, notebooks: list[str] | None = None, results_dir: str | os.PathLike = RESULTS_DIR,
+def run_on_ray(profile_name: str, notebooks: list | None = None, results_dir: str | os.PathLike = RESULTS_DIR,
                address: str | None = None, shards: int = 2, cpus_per_task: int | None = None,
-               before_experiment: Callable | None = None, root: str | os.PathLike = ".") -> ExecutionReport:
-    """Run the profile's plan (and ``notebooks``, the book's pages by name) as Ray tasks; return what happened.
+               run_page: Callable | None = None, root: str | os.PathLike = ".") -> ExecutionReport:
+    """Run the profile's plan (and ``notebooks``, the book's pages, each given to ``run_page``) as Ray tasks;
+    return what happened.
 
     Args:
         address: a running cluster (``ray start --head`` prints it; ``"auto"`` finds a local
@@ -165,11 +197,12 @@ def run_on_ray(profile_name: str, notebooks: list[str] | None = None, results_di
         shards: tasks per synthetic set.
         cpus_per_task: CPUs (and torch threads) per task on CPU profiles; default: the
             driver's torch thread count.
-        before_experiment: called in the worker with each experiment's config before it runs.
+        run_page: runs one of ``notebooks`` with its parameters, returning None or the error text
+            (:func:`mixq_core.reproduce.execute_page`).
         root: the repository folder notebooks run in (``notebooks/``, ``book/``).
     """
-    import torch
-
+    if notebooks and run_page is None:
+        raise ConfigError("notebooks as Ray tasks need run_page, the function that executes one")
     ray = _import_ray()
     profile = load_profile(profile_name)
     results_dir = str(Path(results_dir).resolve())
@@ -180,18 +213,14 @@ def run_on_ray(profile_name: str, notebooks: list[str] | None = None, results_di
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, include_dashboard=False)
     resources = {"num_gpus": 1, "num_cpus": 1} if profile.get("gpu") else {"num_cpus": threads}
-    # Retried once on any error; the environment (results folder, offline hub, quiet bars) goes with each task.
-    task = {"max_retries": 1, "retry_exceptions": True, "runtime_env": {"env_vars": env}, **resources}
+    # A task that raises is retried in its worker (see attempt); Ray starts it again once on a worker it lost.
+    # The environment (results folder, offline hub, quiet bars) goes with each task.
+    task = {"max_retries": 1, "retry_exceptions": False, "runtime_env": {"env_vars": env}, **resources}
     tracker = _Tracker(ray)
     start = time.time()
-    plan = pending_configs(profile_plan(profile_name), results_dir)
+    plan = pending_plan(profile_name, results_dir)
     set_refs: dict[Path, object] = {}
-    for config in plan:
-        if config.data not in SYNTHETIC_SOURCES:
-            continue
-        folder = synthetic_set_folder(config, results_dir)
-        if folder in set_refs or (folder / "manifest.jsonl").exists():
-            continue
+    for folder, config in plan.sets.items():
         as_dict = config.resolved().to_dict()
         parts = [tracker.submit("synthesis", f"synthesize {folder.name} {i}/{shards}", synthesis_task, task,
                                 as_dict, (i, shards), results_dir, threads)
@@ -199,16 +228,14 @@ def run_on_ray(profile_name: str, notebooks: list[str] | None = None, results_di
         set_refs[folder] = tracker.submit("synthesis", f"finish {folder.name}", finish_set_task, task,
                                           as_dict, results_dir, threads, *parts)
     experiment_refs = []
-    for config in plan:
+    for config in plan.experiments:
         needs = [set_refs[f] for f in [synthetic_set_folder(config, results_dir)]
                  if config.data in SYNTHETIC_SOURCES and f in set_refs]
-        label = experiment_label(config)
-        experiment_refs.append(tracker.submit("experiments", label, experiment_task, task,
-                                              config.resolved().to_dict(), results_dir, threads, before_experiment,
-                                              *needs))
+        experiment_refs.append(tracker.submit("experiments", experiment_label(config), experiment_task, task,
+                                              config.resolved().to_dict(), results_dir, threads, *needs))
     for page in notebooks or []:
-        tracker.submit("notebooks", page, notebook_task, task, page, profile_name, str(Path(root).resolve()),
-                       *experiment_refs)
+        tracker.submit("notebooks", page.name, notebook_task, task, run_page, page, profile_name,
+                       str(Path(root).resolve()), *experiment_refs)
     results = tracker.wait_all()
     for stage, value in results:  # records back to the driver, for workers without a shared disk
         if stage == "experiments" and isinstance(value, dict) and "config" in value:
@@ -220,9 +247,9 @@ def run_on_ray(profile_name: str, notebooks: list[str] | None = None, results_di
 
 
 def _started_then(function: Callable, started, index: int, *args):
-    """Run ``function(*args)`` in a worker after telling the driver's ``started`` actor so."""
+    """Run ``function(*args)`` in a worker (see :func:`attempt`) after telling the driver's ``started`` actor so."""
     started.mark.remote(index)
-    return function(*args)
+    return attempt(function, *args)
 
 
 class _StartedTasks:
@@ -281,8 +308,6 @@ class _Tracker:
 
     def wait_all(self) -> list[tuple[str, object]]:
         """Wait for every task; return ``(stage, result)`` pairs (``None`` for a failed task)."""
-        from .progress import progress
-
         pending = list(self.tasks)
         bar = progress(total=len(pending), desc="ray")
         try:
@@ -312,36 +337,28 @@ def _short_error(exc: Exception) -> str:
     return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
 
 
-def run_locally(profile_name: str, results_dir: str | os.PathLike = RESULTS_DIR,
-                before_experiment: Callable | None = None) -> ExecutionReport:
-    """The profile's plan in this process, one experiment after another (sets made on first use);
-    an experiment that fails is retried once, then reported, and the others still run."""
-    from .experiment import grid_pipeline, run
-    from .progress import progress
-
+def run_locally(profile_name: str, results_dir: str | os.PathLike = RESULTS_DIR) -> ExecutionReport:
+    """The profile's plan in this process, one experiment after another (each set made by the first experiment
+    that needs it); an experiment that fails is retried once (:func:`attempt`), then reported by name, and the
+    others still run."""
     start = time.time()
-    plan = profile_plan(profile_name)
-    pipe = grid_pipeline(pending_configs(plan, results_dir))
+    plan = pending_plan(profile_name, results_dir)
+    pipe = grid_pipeline(plan.experiments)
     failures = []
-    for config in progress(plan, desc="experiments"):
-        for attempt in (1, 2):
-            try:
-                if before_experiment is not None:
-                    before_experiment(config.resolved().to_dict())
-                run(config, results_dir=results_dir, pipe=pipe)
-                break
-            except Exception as exc:  # retried once, then reported by name; the grid goes on
-                if attempt == 2:
-                    failures.append(Failure("experiments", experiment_label(config), f"{type(exc).__name__}: {exc}"))
-    done = {"synthesis": 0, "experiments": len(plan) - len(failures), "notebooks": 0}
+    for config in progress(plan.experiments, desc="experiments"):
+        try:
+            attempt(run, config, False, results_dir, pipe)
+        except Exception as exc:  # reported by name, as the Ray executor does; the grid goes on
+            failures.append(Failure("experiments", experiment_label(config), _short_error(exc)))
+    done = {"synthesis": 0, "experiments": len(plan.experiments) - len(failures), "notebooks": 0}
     return ExecutionReport("local", done=done, failures=failures, seconds=time.time() - start)
 
 
 def run_plan(profile_name: str, executor: str = "local", results_dir: str | os.PathLike = RESULTS_DIR,
-             notebooks: list[str] | None = None, **ray_options) -> ExecutionReport:
-    """Run the profile's plan with ``executor`` (``local`` or ``ray``). ``notebooks`` (the book's pages, by
-    name: see :func:`mixq_core.reproduce.list_pages`) run as Ray
-    tasks after the experiments (the local executor leaves them to :func:`mixq_core.reproduce.reproduce`)."""
+             notebooks: list | None = None, **ray_options) -> ExecutionReport:
+    """Run the profile's plan with ``executor`` (``local`` or ``ray``). ``notebooks`` (the book's pages: see
+    :func:`mixq_core.reproduce.list_pages`) run as Ray tasks after the experiments, each through
+    ``ray_options["run_page"]`` (the local executor leaves them to :func:`mixq_core.reproduce.reproduce`)."""
     if executor not in EXECUTORS:
         raise unknown_name("executor", executor, EXECUTORS)
     if executor == "local":

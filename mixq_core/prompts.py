@@ -325,7 +325,7 @@ Strategy = Callable[[PromptConfig, Vocabulary, tuple[int, ...], np.random.Genera
 STRATEGIES: dict[str, Strategy] = {}
 # Classes per prompt each strategy uses when the config leaves k unset, and whether k may differ.
 DEFAULT_K = {"single": 1, "genq": 1, "mixup": 2, "mixup-embed": 2}
-MULTI_CLASS = {"mixup", "mixup-embed"}
+MULTI_CLASS = {"mixup", "mixup-embed"}  # strategies whose prompts name k ≥ 2 classes (read by mixq_core.sources)
 
 
 def register_strategy(name: str):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import MixQError, unknown_name
+from .executor import EXECUTORS, run_plan
 from .profiles import load_profile
 from .progress import progress
 
@@ -150,8 +151,6 @@ def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_bo
     """Execute the selected notebooks with ``profile`` as parameter, then build the book
     (``strict``: a warning of the book build fails it). ``executor="ray"`` runs the plan and
     the notebooks as Ray tasks (``ray_options``: see :func:`mixq_core.executor.run_on_ray`)."""
-    from .executor import EXECUTORS, run_plan
-
     load_profile(profile)  # fail fast on an unknown profile, before any notebook runs
     if executor not in EXECUTORS:
         raise unknown_name("executor", executor, EXECUTORS)
@@ -161,7 +160,7 @@ def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_bo
     pages = list_pages(notebooks)
     executed = None
     if executor == "ray":
-        executed = run_plan(profile, "ray", notebooks=[page.name for page in pages], **ray_options)
+        executed = run_plan(profile, "ray", notebooks=pages, run_page=execute_page, **ray_options)
         failures.update({f"{f.stage} {f.name}": f.error for f in executed.failures})
         pages = []  # run as tasks already
     for page in progress(pages, desc="notebooks"):

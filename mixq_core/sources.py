@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import unknown_name
-
-MULTI_CLASS_PROMPTS = ("mixup", "mixup-embed")  # prompt strategies that name k ≥ 2 classes per prompt
+from .prompts import MULTI_CLASS  # the prompt strategies that name k ≥ 2 classes per prompt
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class CalibrationSource:
     @property
     def mixes_classes(self) -> bool:
         """Its prompts name several classes, so ``k`` and ``partners`` apply."""
-        return self.prompts in MULTI_CLASS_PROMPTS
+        return self.prompts in MULTI_CLASS
 
 
 SOURCES: dict[str, CalibrationSource] = {}

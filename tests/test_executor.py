@@ -8,10 +8,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mixq_core import executor
+from mixq_core import executor, experiment
 from mixq_core.errors import ConfigError, UnknownNameError
 from mixq_core.profiles import write_profile
 from mixq_core.reproduce import reproduce
+
+MIXUP_POINT = "resnet18 W4A4 mixup g=3.0 n=20 iters=4 seed=0"
 
 
 @pytest.fixture(scope="module")
@@ -78,23 +80,38 @@ def test_ray_records_equal_local_records_and_a_rerun_skips_them(grid_profile, lo
     assert again.done == {"synthesis": 0, "experiments": 0, "notebooks": 0} and again.failures == []
 
 
-def test_a_failing_grid_point_is_retried_once_then_reported_by_name(grid_profile, local_ray, tmp_path):
-    marker = tmp_path / "failed-once"
+def test_a_failing_grid_point_is_retried_once_then_reported_by_name(grid_profile, tmp_path, monkeypatch):
+    calls = []
+    real_run = executor.run
 
-    def flaky(config):  # runs in the Ray worker: noise fails once, mixup fails every time
-        if config["data"] == "noise" and not marker.exists():
-            marker.write_text("x")
+    def flaky(config, *args):  # noise fails once, mixup fails every time
+        calls.append(config.data)
+        if config.data == "noise" and calls.count("noise") == 1:
             raise RuntimeError("worker lost")
-        if config["data"] == "mixup":
+        if config.data == "mixup":
             raise RuntimeError("out of memory in block layer1.0")
+        return real_run(config, *args)
 
-    report = executor.run_on_ray(grid_profile, results_dir=tmp_path, shards=1, before_experiment=flaky)
-    assert marker.exists()
-    failed = [(f.stage, f.name) for f in report.failures]
-    assert failed == [("experiments", "resnet18 W4A4 mixup g=3.0 n=20 iters=4 seed=0")]
-    assert "out of memory in block layer1.0" in report.failures[0].error
+    monkeypatch.setattr(executor, "run", flaky)
+    report = executor.run_locally(grid_profile, results_dir=tmp_path)
+    assert calls.count("noise") == calls.count("mixup") == executor.ATTEMPTS == 2
+    assert [(f.stage, f.name) for f in report.failures] == [("experiments", MIXUP_POINT)]
+    assert report.failures[0].error == "RuntimeError: out of memory in block layer1.0"
     assert report.done["experiments"] == 1  # noise made it on its retry
     assert len(_records(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("executor_name, options", [("local", {}), ("ray", {"shards": 1})])
+def test_both_executors_report_a_failing_grid_point_by_name(grid_profile, local_ray, tmp_path, executor_name,
+                                                            options):
+    [mixup] = [c for c in executor.profile_plan(grid_profile) if c.data == "mixup"]
+    damaged = experiment.synthetic_set_folder(mixup, tmp_path)  # the set is there; its manifest is not JSON
+    damaged.mkdir(parents=True)
+    (damaged / "manifest.jsonl").write_text("not json\n")
+    report = executor.run_plan(grid_profile, executor_name, results_dir=tmp_path, **options)
+    assert [(f.stage, f.name) for f in report.failures] == [("experiments", MIXUP_POINT)]
+    assert "manifest.jsonl line 1 is not a JSON object" in report.failures[0].error
+    assert report.done["experiments"] == 1 and len(_records(tmp_path)) == 1
 
 
 def test_reproduce_with_ray_runs_the_notebooks_as_tasks(grid_profile, local_ray, tmp_path, monkeypatch):

@@ -26,6 +26,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError, unknown_name
+from ..prompts import VOCABULARIES
+from ..sources import source_names
 from ..validate import (
     BITS,
     GUIDANCE,
@@ -54,15 +56,11 @@ _checked_files: dict[Path, tuple[tuple[int, int], dict]] = {}
 
 
 def _vocabularies() -> list[str]:
-    from ..prompts import VOCABULARIES
-
-    return list(VOCABULARIES)
+    return list(VOCABULARIES)  # read when a profile is checked: a vocabulary added since counts
 
 
 def _sources() -> list[str]:
-    from ..sources import source_names
-
-    return list(source_names())
+    return list(source_names())  # likewise a source registered since
 
 
 _BITS = ListOf(BITS, length=2)  # [weight bits, activation bits]
