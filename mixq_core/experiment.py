@@ -488,6 +488,7 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
             f"profile {resolved.profile!r} holds records of reconstruction engine {profile_engine(profile)}, and this "
             f"code runs engine {ENGINE_VERSION}: its records can be read but not added to. Run the experiment under a "
             f"profile of engine {ENGINE_VERSION} (mini, mini-short, mini-long, smoke, imagenet, or your own)")
+    quant_settings = quant_config(resolved)  # a bad method or bit width fails here, before the long work
     if resume_dir is not None:
         check_resume_dir(resume_dir)
     device = default_device(device)
@@ -507,7 +508,6 @@ def run(config: ExperimentConfig, force: bool = False, results_dir: str | os.Pat
     start = time.time()
     diversity = diversity_metrics(model, calib)
     timings["diversity_seconds"] = round(time.time() - start, 1)
-    quant_settings = quant_config(resolved)
     probes = probe_data(profile, resolved.seed, model, resolved.n_calib, imagenet_train)
     qmodel, trace = quantize(model, quant_settings, make_loader(calib, batch_size=256),
                              make_loader(probes, batch_size=256) if probes is not None else None, resume_dir=resume_dir)

@@ -60,7 +60,8 @@ def test_quantize_on_a_set_folder_gives_a_record_apart_from_the_grid(capsys, tmp
     (["--method", "gptq"], "unknown quantization method 'gptq'; accepted: adaround, brecq, qdrop, rtn"),
     (["--data", "/no/such/folder"], "or the folder of a synthetic set (made by `mixq synthesize`); '/no/such"),
 ])
-def test_quantize_bad_input_is_one_line_error(capsys, argv, message):
+def test_quantize_bad_input_is_one_line_error(capsys, argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written, and never into the checkout's results/
     code = main(["quantize", "--model", "resnet18", *argv])
     assert code == 2
     captured = capsys.readouterr()
