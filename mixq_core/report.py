@@ -184,7 +184,7 @@ def pivot_sources(table, index=("model", "bits")):
     wide = wide[[s for s in SOURCE_ORDER if s in wide.columns]]
     fp = table.groupby(list(index), sort=False)["fp_top1"].first()
     wide.insert(0, "FP", fp.map(lambda v: f"{v:.2f}"))
-    return wide
+    return wide.fillna("—")  # a source this setting did not run
 
 
 BEYOND = "beyond seed spread"  # the end of a verdict whose difference counts: "ahead, ..." or "behind, ..."
