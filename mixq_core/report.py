@@ -361,16 +361,15 @@ def source_conclusion(table, mixed: str = "mixup", baselines: Sequence[str] = ("
         if versus.empty:
             continue
         column = f"{mixed} − {baseline}"
-        counts = versus["verdict"].value_counts()
-        beyond = versus[versus["verdict"].str.endswith(BEYOND)]
-        ahead, behind = int((beyond[column] > 0).sum()), int((beyond[column] < 0).sum())
+        verdicts = versus["verdict"]
+        counts = {"ahead by more than the seed spread": (verdicts == f"ahead, {BEYOND}").sum(),
+                  "behind by more than the seed spread": (verdicts == f"behind, {BEYOND}").sum(),
+                  "within the seed spread": (verdicts == "within seed spread").sum(),
+                  "one seed only, so no spread to compare": verdicts.str.startswith("one seed").sum()}
         settings = len(versus)
-        lines.append(f"- **{name} against {SOURCE_LABELS.get(baseline, baseline)}**: ahead beyond the seed spread "
-                     f"in {ahead}, behind beyond it in {behind}, and within it in "
-                     f"{int(counts.get('within seed spread', 0))} of {settings} setting{'s' * (settings != 1)}"
-                     f" (mean difference {versus[column].mean():+.2f} points)"
-                     + (f"; {settings - ahead - behind - int(counts.get('within seed spread', 0))} have one seed"
-                        if any(versus["verdict"].str.startswith("one seed")) else "") + ".")
+        found = "; ".join(f"{what} in {int(n)}" for what, n in counts.items() if n)
+        lines.append(f"- **{name} against {SOURCE_LABELS.get(baseline, baseline)}**, over {settings} "
+                     f"setting{'s' * (settings != 1)}: {found} (mean difference {versus[column].mean():+.2f} points).")
     generated = table[table["data"].isin([s for s in SOURCE_ORDER if s in SYNTHETIC_SOURCES])]
     real = table[table["data"] == "real"].set_index(list(by))["top1_mean"]
     if not generated.empty and not real.empty:
@@ -378,9 +377,10 @@ def source_conclusion(table, mixed: str = "mixup", baselines: Sequence[str] = ("
         gap = (real - best["top1_mean"]).dropna()
         if not gap.empty:
             winners = best.loc[gap.index, "data"].map(lambda d: SOURCE_LABELS.get(d, d)).value_counts()
-            lines.append(f"- **Real data against the best generated source** (most often {winners.index[0]}): real "
-                         f"images calibrate better in {int((gap > 0).sum())} of {len(gap)} settings, by "
-                         f"{gap.mean():+.2f} points on average.")
+            lines.append(f"- **Real data against the best generated source** (most often {winners.index[0]}): "
+                         f"real images are ahead in {int((gap > 0).sum())} of {len(gap)} "
+                         f"setting{'s' * (len(gap) != 1)}, and real minus best is {gap.mean():+.2f} points on "
+                         f"average.")
     return "\n".join(lines) if lines else "No setting has both sources yet, so there is nothing to conclude."
 
 

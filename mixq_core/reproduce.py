@@ -102,8 +102,8 @@ def execute_page(page: Page, parameters: dict, out_dir: Path = EXECUTED_DIR) -> 
     except Exception as exc:  # papermill wraps the notebook's own exception; report it, go on
         return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
     finally:
-        if page.title is not None and out.exists():
-            _retitle(out, page.title)
+        if out.exists():
+            _as_page(out, page.title)
     return None
 
 
@@ -121,16 +121,22 @@ def _quiet_kernel():
             os.environ["MIXQ_QUIET"] = before
 
 
-def _retitle(path: Path, title: str) -> None:
-    """Give the executed notebook at ``path`` the page title ``title`` (its first heading)."""
+def _as_page(path: Path, title: str | None) -> None:
+    """Make the executed notebook at ``path`` read as its page: the title ``title`` (its first heading; None
+    keeps the notebook's) and no cell of the parameters papermill injected, which would repeat the notebook's own
+    parameters cell with this run's values (the page's text says which profile it ran)."""
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
-    first = next(cell for cell in notebook.cells if cell.cell_type == "markdown")
-    heading, _, rest = first.source.partition("\n")
-    if heading.startswith("# "):
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    first = next((cell for cell in notebook.cells if cell.cell_type == "markdown"), None)
+    if title is not None and first is not None and first.source.startswith("# "):
+        _, _, rest = first.source.partition("\n")
         first.source = f"# {title}\n{rest}"
-        path.write_text(nbformat.writes(notebook) + "\n")
+    path.write_text(nbformat.writes(notebook) + "\n")
 
 
 def build_book(root: Path = Path("."), strict: bool = False) -> str | None:

@@ -201,6 +201,8 @@ def test_a_notebook_with_page_variants_runs_once_per_page_with_its_parameters_an
     for page, title in (("03_first", "First"), ("04_second", "Second")):
         executed = nbformat.read(tmp_path / "executed" / f"{page}.ipynb", as_version=4)
         assert executed.cells[0].source.splitlines()[0] == f"# {title}"
+        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]  # the page shows one
 
 
 REPO = Path(__file__).resolve().parents[1]

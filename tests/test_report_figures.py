@@ -123,9 +123,10 @@ def test_the_source_conclusion_counts_verdicts_and_leaves_collapsed_settings_out
     text = source_conclusion(summary_table(frame), baselines=("single",))
     assert "**Left out**: mobilenetv2_100 W4A4" in text
     # resnet18 W4A4: mixup 1 point above single (beyond the spread); W2A2: 1 point below (beyond it)
-    assert "ahead beyond the seed spread in 1, behind beyond it in 1, and within it in 0 of 2 settings" in text
+    assert ("over 2 settings: ahead by more than the seed spread in 1; behind by more than the seed spread in 1 "
+            "(mean difference +0.00 points)") in text
     # in this frame the best generated source (mixup at W4A4, single at W2A2) beats real by 2 and 1 points
-    assert "(most often" in text and "real images calibrate better in 0 of 2 settings, by -1.50 points" in text
+    assert "(most often" in text and "real images are ahead in 0 of 2 settings, and real minus best is -1.50" in text
 
 
 def test_the_probe_and_ablation_conclusions_are_computed_from_their_tables():
