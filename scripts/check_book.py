@@ -9,7 +9,8 @@ For each ``*.html`` page of the book it reports, and exits non-zero on:
   ``#anchor`` the target page does not have;
 - a console error or an uncaught page error;
 - in the chapter's text, what a reader should never see: a warning (``...Warning:``, a cell's stderr
-  output), a machine path (``/tmp/``, ``/work/``, ``/home/``), ``NaN``, a traceback, or a widget block that
+  output), a machine path (``/tmp/``, ``/work/``, ``/home/``), ``NaN``, a traceback, an object's repr
+  (``<matplotlib.legend.Legend at 0x...>``), or a widget block that
   renders as blank space (progress bars saved without their widget state);
 - at 1280 px, an element wider than the content column (a wide table must scroll inside its own
   container), or a figure shown at under half its pixel width (too wide for the page to read);
@@ -42,6 +43,7 @@ UNWANTED_TEXT = (
     (re.compile(r"(?<![\w.])/(?:tmp|work|home)/"), "a machine path"),
     (re.compile(r"\bNaN\b"), "NaN"),
     (re.compile(r"Traceback \(most recent call last\)"), "a traceback"),
+    (re.compile(r"<[\w.]+(?: object)? at 0x[0-9a-f]+>"), "an object's repr"),  # a cell that forgot its ";"
 )
 ARTICLE = "main article, article.bd-article, div[role=main]"
 # The article's elements wider than its column, leaving out those inside a container that scrolls them.

@@ -31,6 +31,7 @@ def test_text_a_reader_should_not_see_is_reported():
         "saved to /tmp/pytest-1/records": "a machine path",
         "std NaN count 1": "NaN",
         "Traceback (most recent call last):": "a traceback",
+        "<matplotlib.legend.Legend at 0x7f89004f1a10>": "an object's repr",
     }
     for text, what in cases.items():
         [problem] = check_book.text_problems(f"intro\n{text}\nmore")
