@@ -29,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from mixq_core.generator import gallery, generator_quality, judge_pair_ceiling, polysemy_split
+from mixq_core.generator import gallery
+from mixq_core.generator_quality import generator_quality, judge_pair_ceiling, polysemy_split
 from mixq_core.models import load_mini_model, read_assets_manifest, record_manifest_section
 from mixq_core.prompts import FASHION_MNIST_PROMPT_NAMES
 from mixq_core.synthesis import load_pipeline

@@ -48,7 +48,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .data import MANIFEST_NAME, mini_image_transform
 from .errors import ConfigError, DatasetLayoutError, MixQError, unknown_name
-from .generator import WORLDS, generator_dir, generator_name
+from .generator import TEXT_ENCODER_PACKAGE, WORLDS, generator_dir, generator_name, mini_text_encoder
 from .models import atomic_write, verified_asset
 from .progress import progress, quiet
 from .prompts import PromptConfig, PromptRecord, cosine_similarity, load_vocabulary, make_prompts, validate
@@ -253,8 +253,6 @@ def _packaged_components(source: Path | str, dtype: torch.dtype) -> dict:
     package = read_json(index_path, _INDEX_FIX).get(TEXT_ENCODER_PACKAGE_KEY)
     if not package:
         return {}
-    from .generator import TEXT_ENCODER_PACKAGE, mini_text_encoder
-
     if package != TEXT_ENCODER_PACKAGE:
         raise ConfigError(f"{index_path} takes its text encoder from package {package!r}; only "
                           f"{TEXT_ENCODER_PACKAGE!r} is supported")

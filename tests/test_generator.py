@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mixq_core import generator as gen
+from mixq_core import generator_quality as quality
 from mixq_core import synthesis
 from mixq_core.errors import ChecksumError, ConfigError
 from mixq_core.generator import GeneratorRecipe, caption_bank, collage, train_generator
@@ -120,10 +121,10 @@ def test_pair_scores_judge_each_side_of_a_two_item_picture():
     pictures = torch.zeros(2, 1, 32, 32, dtype=torch.uint8)
     pictures[:, :, 8:20, 2:12] = 100  # a dim item on the left half
     pictures[:, :, 10:26, 19:30] = 200  # a bright one on the right half
-    lefts, rights = gen.item_crops(pictures)
+    lefts, rights = quality.item_crops(pictures)
     assert lefts.amax().item() == 100 and rights.amax().item() == 200
-    assert max(lefts[0, 0].nonzero().max(0).values - lefts[0, 0].nonzero().min(0).values) + 1 == gen.ITEM_SIZE
-    scores = gen.pair_scores(BrightestPixelJudge(), pictures, [{1, 2}, {1, 3}])
+    assert max(lefts[0, 0].nonzero().max(0).values - lefts[0, 0].nonzero().min(0).values) + 1 == quality.ITEM_SIZE
+    scores = quality.pair_scores(BrightestPixelJudge(), pictures, [{1, 2}, {1, 3}])
     assert scores["both_by_items"] == 50.0 and scores["any_by_items"] == 100.0
     assert scores["both_in_top2"] == 0.0  # the whole picture: only the brightest item's class is ranked first
 
@@ -133,7 +134,7 @@ def test_overlay_pastes_full_size_items_apart_and_the_second_occludes_the_first(
     first[:, 4:28, 6:26] = 100
     second = torch.zeros(1, 32, 32, dtype=torch.uint8)
     second[:, 4:28, 6:26] = 200
-    picture = gen.overlay(first, second, torch.Generator().manual_seed(0), offsets=(6, 6))
+    picture = quality.overlay(first, second, torch.Generator().manual_seed(0), offsets=(6, 6))
     assert set(picture.unique().tolist()) == {0, 100, 200}  # pasted, never blended
     dim_cols = (picture[0] == 100).any(0).nonzero().flatten().tolist()
     bright_cols = (picture[0] == 200).any(0).nonzero().flatten().tolist()
@@ -146,7 +147,7 @@ def test_judge_pair_ceiling_scores_every_design_on_real_pairs(monkeypatch):
     labels = torch.arange(40) % 4
     for i in range(40):
         images[i, :, 8:24, 8:24] = 60 * (1 + int(labels[i]))  # class c is an item of brightness 60 (c + 1)
-    monkeypatch.setattr("mixq_core.data.fashion_mnist_tensors", lambda split: (images, labels))
+    monkeypatch.setattr(quality, "fashion_mnist_tensors", lambda split: (images, labels))
 
     class BrightnessJudge(torch.nn.Module):
         """Ranks the classes by how many pixels have their item's brightness (exactly what is visible)."""
@@ -162,8 +163,8 @@ def test_judge_pair_ceiling_scores_every_design_on_real_pairs(monkeypatch):
             counts = torch.stack([((x[:, 0] - lv[0, 0, 0]).abs() < 1e-3).sum((1, 2)).float() for lv in levels], 1)
             return torch.cat([counts, torch.full((len(x), 6), -1.0)], 1) + self.anchor
 
-    ceiling = gen.judge_pair_ceiling(BrightnessJudge(), n=20)
-    assert list(ceiling) == list(gen.PAIR_DESIGNS)
+    ceiling = quality.judge_pair_ceiling(BrightnessJudge(), n=20)
+    assert list(ceiling) == list(quality.PAIR_DESIGNS)
     assert ceiling["full-size overlay, 4-8 px apart"]["both_in_top2"] == 100.0  # both items stay visible
     assert ceiling["pixel-wise maximum (a blend)"]["both_in_top2"] < 100.0  # the brighter item hides the other
     assert all(scores["any_in_top2"] == 100.0 for scores in ceiling.values())
@@ -237,7 +238,7 @@ def test_shipped_generator_loads_offline_and_draws_finite_images():
 @shipped
 def test_polysemy_split_judges_prompts_for_each_polysemous_name():
     pipe = synthesis.load_pipeline("mini")
-    split = gen.polysemy_split(pipe, load_mini_model("resnet18"), steps=4, per_word=6, batch_size=6)
+    split = quality.polysemy_split(pipe, load_mini_model("resnet18"), steps=4, per_word=6, batch_size=6)
     assert set(split) == {gen.CLASS_SYNONYMS[c][0] for c in gen.POLYSEMOUS_NAMES}
     assert split["sandal"]["other_class"] == "bag" and split["sandal"]["images"] == 6
     assert all(0 <= row["own"] + row["other"] <= 100 for row in split.values())
@@ -279,9 +280,9 @@ def test_world_generators_are_shipped_with_their_hashes_and_build_commands(name)
 
 def test_polysemy_world_draws_the_other_concept_for_a_polysemous_name():
     judge = load_mini_model("resnet18")
-    plain = gen.polysemy_split(synthesis.load_pipeline("mini"), judge, steps=10, per_word=POLYSEMY_IMAGES,
+    plain = quality.polysemy_split(synthesis.load_pipeline("mini"), judge, steps=10, per_word=POLYSEMY_IMAGES,
                                batch_size=POLYSEMY_IMAGES)
-    polysemous = gen.polysemy_split(synthesis.load_pipeline("mini-polysemy"), judge, steps=10,
+    polysemous = quality.polysemy_split(synthesis.load_pipeline("mini-polysemy"), judge, steps=10,
                                     per_word=POLYSEMY_IMAGES, batch_size=POLYSEMY_IMAGES)
     for word, split in polysemous.items():
         # The prompt's images split between the two concepts; the plain generator rarely draws the other one.
