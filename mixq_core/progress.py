@@ -6,8 +6,11 @@ import os
 from tqdm.auto import tqdm
 
 # Loggers that speak on every run of a healthy machine: torch's C++-extension lookup warns "No CUDA runtime
-# is found" on a CPU machine with a CUDA toolkit, the first time torch.compile runs.
-CHATTY_LOGGERS = ("torch.utils.cpp_extension",)
+# is found" on a CPU machine with a CUDA toolkit, the first time torch.compile runs; and dynamo warns when a
+# compiled function meets more input layouts than its recompile limit, as the activation quantizer does on a
+# transformer's transposed attention views: it then runs those calls eagerly, with the same arithmetic
+# (quantizers._MaybeCompiled), which is a speed note, not a problem with the result.
+CHATTY_LOGGERS = ("torch.utils.cpp_extension", "torch._dynamo")
 
 
 def quiet() -> bool:
