@@ -94,5 +94,5 @@ def test_imagenet_folders_come_from_arguments_or_the_environment(track, monkeypa
     assert experiment.run(config, results_dir=track["results"], device="cpu")["metrics"]["n_eval"] == 12
     monkeypatch.delenv("MIXQ_IMAGENET_TRAIN", raising=False)
     real = experiment.ExperimentConfig(profile="imagenet-offline", model="test_resnet", data="real", seed=5)
-    with pytest.raises(ConfigError, match="train/<synset>"):
+    with pytest.raises(DatasetNotFoundError, match="train/<synset>"):
         experiment.run(real, results_dir=track["results"], device="cpu")
