@@ -230,6 +230,7 @@ def test_a_broken_assets_manifest_is_one_line(inputs, tmp_path):
 def test_ctrl_c_is_exit_130_and_one_line(tmp_path):
     """A real SIGINT in the middle of `mixq grid` (the grid itself is replaced by a wait for it)."""
     script = ("import os, signal, sys, time\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job starts ignoring it\n"
               "from mixq_core import cli, experiment\n"
               "def interrupted_grid(*args, **kwargs):\n"
               "    os.kill(os.getpid(), signal.SIGINT)\n"
