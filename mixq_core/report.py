@@ -267,18 +267,20 @@ def run_probes(records: list[dict]):
         top1=("top1", "first"))
 
 
-def verdict_counts(comparison, column: str, by: str = "world"):
-    """Per ``by`` group of a :func:`compare_sources` table: how many cells have ``column`` beyond the seed
-    spread in favour (> 0), against (< 0), within it, or only one seed to compare."""
+def verdict_counts(comparison, column: str, by: str | None = "world"):
+    """Per ``by`` group of a :func:`compare_sources` table (``by=None``: over the whole table, as one row): how
+    many cells have ``column`` beyond the seed spread in favour (> 0), against (< 0), within it, or only one seed
+    to compare."""
     import pandas as pd
 
     verdict = comparison["verdict"]
     beyond = verdict.str.endswith(BEYOND)
-    counts = pd.DataFrame({by: comparison[by], "better": beyond & (comparison[column] > 0),
-                           "worse": beyond & (comparison[column] < 0),
+    counts = pd.DataFrame({"better": beyond & (comparison[column] > 0), "worse": beyond & (comparison[column] < 0),
                            "within seed spread": verdict == "within seed spread",
                            "one seed": verdict.str.startswith("one seed")})
-    return counts.groupby(by, observed=True, sort=False).sum()
+    if by is None:
+        return counts.sum()
+    return counts.assign(**{by: comparison[by]}).groupby(by, observed=True, sort=False).sum()
 
 
 def collapsed_settings(table, keep_share: float = 0.5) -> list[str]:
@@ -342,6 +344,11 @@ def world_conclusion(summary) -> str:
     return "\n".join(lines)
 
 
+# How a conclusion says each column of :func:`verdict_counts`.
+VERDICT_WORDS = {"better": "ahead by more than the seed spread", "worse": "behind by more than the seed spread",
+                 "within seed spread": "within the seed spread", "one seed": "one seed only, so no spread to compare"}
+
+
 def source_conclusion(table, mixed: str = "mixup", baselines: Sequence[str] = ("single", "genq"),
                       by=("model", "bits")) -> str:
     """The plain conclusion of a :func:`summary_table` (by model, bits, data), in sentences computed from it:
@@ -361,16 +368,12 @@ def source_conclusion(table, mixed: str = "mixup", baselines: Sequence[str] = ("
         if versus.empty:
             continue
         column = f"{mixed} − {baseline}"
-        verdicts = versus["verdict"]
-        counts = {"ahead by more than the seed spread": (verdicts == f"ahead, {BEYOND}").sum(),
-                  "behind by more than the seed spread": (verdicts == f"behind, {BEYOND}").sum(),
-                  "within the seed spread": (verdicts == "within seed spread").sum(),
-                  "one seed only, so no spread to compare": verdicts.str.startswith("one seed").sum()}
+        counts = verdict_counts(versus, column, by=None)
         settings = len(versus)
-        found = "; ".join(f"{what} in {int(n)}" for what, n in counts.items() if n)
+        found = "; ".join(f"{VERDICT_WORDS[verdict]} in {int(n)}" for verdict, n in counts.items() if n)
         lines.append(f"- **{name} against {SOURCE_LABELS.get(baseline, baseline)}**, over {settings} "
                      f"setting{'s' * (settings != 1)}: {found} (mean difference {versus[column].mean():+.2f} points).")
-    generated = table[table["data"].isin([s for s in SOURCE_ORDER if s in SYNTHETIC_SOURCES])]
+    generated = table[table["data"].isin(SYNTHETIC_SOURCES)]
     real = table[table["data"] == "real"].set_index(list(by))["top1_mean"]
     if not generated.empty and not real.empty:
         best = generated.loc[generated.groupby(list(by), sort=False)["top1_mean"].idxmax()].set_index(list(by))
