@@ -46,11 +46,25 @@ def _cmd_train_mini(args) -> dict:
     from .models import ASSETS_DIR, record_asset, train_mini
 
     out = check_output_file(Path(args.out) if args.out else ASSETS_DIR / f"{args.model}.safetensors", "--out")
-    summary = train_mini(args.model, out, seed=args.seed, epochs=args.epochs, limit=args.limit, compile=args.compile)
+    summary = train_mini(args.model, out, seed=args.seed, epochs=args.epochs, limit=args.limit, compile=args.compile,
+                         resume_dir=args.resume)
     if args.out is None:  # only the shipped location is recorded in the shipped manifest
-        command = "mixq train-mini " + " ".join(shlex.quote(a) for a in args.argv)
+        command = "mixq train-mini " + " ".join(shlex.quote(a) for a in _without_option(args.argv, "--resume"))
         record_asset(out, {"command": command, **summary})
     return {"out": str(out), **summary}
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` less ``option`` and its value (``--opt V`` or ``--opt=V``): for options that change no result."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            kept.append(arg)
+    return kept
 
 
 def _cmd_train_mini_generator(args) -> dict:
@@ -263,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train-mini", help="train a mini model on Fashion-MNIST and ship it in assets/")
-    train.add_argument("model", help="resnet18, mobilenetv2_100 or deit_mini")
+    train.add_argument("model", help="resnet18, mobilenetv2_100, deit_mini; resnet18_mix, deit_mini_mix (mix-trained)")
     _number(train, "--seed", SEED, "seed of the initialisation and the batch order", default=0)
     _number(train, "--epochs", EPOCHS, "training epochs (default: the model's recipe)")
     _number(train, "--limit", TRAIN_IMAGES, "train on the first N training images only, for smoke runs (default: all)")
@@ -271,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write here instead of assets/<model>.safetensors (the manifest is then untouched)")
     train.add_argument("--compile", action="store_true",
                        help="torch.compile the training steps (faster, not bit-identical to the eager recipe)")
+    train.add_argument("--resume", default=None, metavar="DIR",
+                       help="keep the training state here after every epoch; a rerun with the same folder goes on "
+                            "from the last finished epoch (the folder is removed once the weights are written)")
     train.set_defaults(run=_cmd_train_mini)
 
     gen = commands.add_parser("train-mini-generator",

@@ -29,6 +29,7 @@ from .errors import (
     ChecksumError,
     ConfigError,
     DatasetNotFoundError,
+    MixQError,
     UnknownNameError,
     WeightsUnavailableError,
     unknown_name,
@@ -73,6 +74,10 @@ MINI_MODELS: dict[str, Callable[[int], nn.Module]] = {
     "resnet18": _resnet18,
     "mobilenetv2_100": _mobilenetv2_100,
     "deit_mini": _deit_mini,
+    # The same architectures trained on mixed pictures (timm's Mixup and CutMix, see MIXING), like the ImageNet
+    # weights the `imagenet` profile uses: a classifier that has seen two classes in one picture.
+    "resnet18_mix": _resnet18,
+    "deit_mini_mix": _deit_mini,
 }
 
 
@@ -290,6 +295,21 @@ TRAIN_RECIPES = {
                   "bf16": True, "ema_decay": 0.999},
 }
 
+# Batch-level image mixing as in the recipes behind the `imagenet` profile's weights, applied with
+# `timm.data.Mixup` (which also smooths the labels; the loss is then cross-entropy on soft targets):
+# - resnet18.a1_in1k: "ResNet strikes back" procedure A1 (Wightman, Touvron & Jégou 2021, arXiv 2110.00476,
+#   Table 1): Mixup α 0.2, CutMix α 1.0, label smoothing 0.1; the switch probability is timm's default, 0.5.
+# - DeiT: facebookresearch/deit main.py defaults: Mixup α 0.8, CutMix α 1.0, mixing probability 1.0,
+#   switch probability 0.5, label smoothing 0.1.
+MIXING = {
+    "rsb-a1": {"mixup_alpha": 0.2, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5, "label_smoothing": 0.1},
+    "deit": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5, "label_smoothing": 0.1},
+}
+# Mixed pictures are a harder task, so the mix-trained models get more epochs than their plain twins. bf16
+# is off: on a CPU without native bf16 (AVX2 only) autocast runs about 4x slower than float32.
+TRAIN_RECIPES["resnet18_mix"] = dict(TRAIN_RECIPES["resnet18"], epochs=20, bf16=False, mixing="rsb-a1")
+TRAIN_RECIPES["deit_mini_mix"] = dict(TRAIN_RECIPES["deit_mini"], epochs=12, bf16=False, mixing="deit")
+
 
 def augment(images: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
     """Random shifts by up to ``max_shift`` pixels (zero fill) and horizontal flips, per image."""
@@ -326,14 +346,127 @@ class WeightEMA:
                 v.copy_(current[k])
 
 
+class TrainingResumeError(MixQError, ValueError):
+    """A training resume folder that belongs to another training run, or that is not one."""
+
+
+class TrainingState:
+    """A training run's state after its last finished epoch, kept in a folder so that a stopped run goes on.
+
+    After every epoch the folder gets ``epoch-NNNN.safetensors`` (the model, the weight average, the
+    optimiser's tensors and both random generators) and then, atomically, ``state.json`` (what run it is, the
+    epoch, the losses, the seconds so far, the optimiser's and the schedule's settings and NumPy's generator,
+    which ``timm.data.Mixup`` draws from); the older epoch file goes after that, so a crash at any moment
+    leaves one complete state. Resuming from it gives, on a CPU, bit for bit what an uninterrupted run gives.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, folder: str | os.PathLike, run: dict):
+        from .validate import check_output_dir
+
+        self.folder = check_output_dir(folder, "training resume folder")
+        self.run = {"format": self.FORMAT, **run}
+        self.state_file = self.folder / "state.json"
+        if self.folder.is_dir():
+            foreign = sorted(p.name for p in self.folder.iterdir()
+                             if p.name != "state.json" and not p.name.startswith(("epoch-", ".")))
+            if foreign:
+                raise TrainingResumeError(f"{self.folder} is not a training resume folder (it holds "
+                                          f"{', '.join(foreign[:3])}); give a new or empty folder")
+
+    def saved(self) -> dict | None:
+        """The saved state's JSON part, or None when the folder holds none yet."""
+        if not self.state_file.exists():
+            return None
+        saved = read_json(self.state_file, f"delete {self.folder} to train from the start")
+        if saved.get("run") != self.run:
+            raise TrainingResumeError(f"{self.folder} holds the state of another training run ({saved.get('run')}); "
+                                      f"this one is {self.run}: give another folder or delete it")
+        return saved
+
+    def save(self, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, schedule, ema: WeightEMA | None,
+             generator: torch.Generator, losses: list[float], seconds: float) -> None:
+        import numpy as np
+
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        if ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in ema.state.items()})
+        optimizer_state = optimizer.state_dict()
+        for index, values in optimizer_state["state"].items():
+            tensors.update({f"optimizer.{index}.{k}": torch.as_tensor(v) for k, v in values.items()})
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.generator"] = generator.get_state()
+        name = f"epoch-{epoch:04d}.safetensors"
+        atomic_write(self.folder / name, lambda tmp: save_file(
+            {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp))
+        numpy_state = np.random.get_state()
+        state = {"run": self.run, "epochs_done": epoch, "file": name, "losses": losses, "seconds": seconds,
+                 "ema_steps": ema.steps if ema is not None else None,
+                 "param_groups": optimizer_state["param_groups"], "schedule": schedule.state_dict(),
+                 "numpy_rng": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]]}
+        atomic_write(self.state_file, lambda tmp: Path(tmp).write_text(json.dumps(state)))
+        for old in self.folder.glob("epoch-*.safetensors"):
+            if old.name != name:
+                old.unlink()
+
+    def restore(self, saved: dict, model: nn.Module, optimizer: torch.optim.Optimizer, schedule,
+                ema: WeightEMA | None, generator: torch.Generator) -> None:
+        import numpy as np
+
+        tensors = load_file(str(self.folder / saved["file"]))
+        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        if ema is not None:
+            ema.state = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
+            ema.steps = saved["ema_steps"]
+        per_parameter: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                per_parameter.setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict({"state": per_parameter, "param_groups": saved["param_groups"]})
+        schedule.load_state_dict(saved["schedule"])
+        torch.set_rng_state(tensors["rng.torch"])
+        generator.set_state(tensors["rng.generator"])
+        name, keys, *rest = saved["numpy_rng"]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+
+    def remove(self) -> None:
+        for path in [*self.folder.glob("epoch-*.safetensors"), self.state_file]:
+            path.unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+def mixer(mixing: str | None, seed: int):
+    """``timm.data.Mixup`` with the :data:`MIXING` settings named ``mixing``, or None for no mixing.
+
+    It maps ``(images, labels)`` to mixed images and soft targets; batches must have an even size.
+    """
+    if mixing is None:
+        return None
+    if mixing not in MIXING:
+        raise unknown_name("mixing recipe", mixing, MIXING)
+    import numpy as np
+    from timm.data import Mixup
+
+    np.random.seed(seed)
+    return Mixup(**MIXING[mixing], num_classes=MINI_NUM_CLASSES)
+
+
 def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | None = None,
-               limit: int | None = None, threads: int | None = None, compile: bool = False) -> dict:
+               limit: int | None = None, threads: int | None = None, compile: bool = False,
+               resume_dir: str | os.PathLike | None = None) -> dict:
     """Train mini model ``name`` on Fashion-MNIST train, save fp16 safetensors to ``out``.
 
     Returns a summary with the test top-1 and the training time. ``limit`` trains on the
     first images only (smoke runs); ``epochs`` overrides the recipe. ``compile`` runs the
     training steps through ``torch.compile``: faster per step (``benchmarks/train_speed.py --compile``
     measures by how much), but numerically not identical to the eager run, so it is recorded in the summary.
+    A recipe with ``mixing`` (see :data:`MIXING`) mixes every batch with ``timm.data.Mixup``, whose draws
+    come from NumPy's global generator: it is seeded with ``seed`` here. ``resume_dir`` keeps the state after
+    every epoch (:class:`TrainingState`); a rerun with the same folder goes on from there, and the folder is
+    removed once the weights are written.
     """
     from .data import fashion_mnist, fashion_mnist_tensors, make_loader, normalize_mini
 
@@ -351,6 +484,8 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     batch_size = min(recipe["batch_size"], len(images))
+    if recipe.get("mixing"):
+        batch_size = max(2, batch_size - batch_size % 2)  # Mixup pairs each image with another of its batch
     steps_per_epoch = len(images) // batch_size
     total_steps = recipe["epochs"] * steps_per_epoch
     if recipe["optimizer"] == "sgd":
@@ -360,20 +495,32 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe["lr"], total_steps=total_steps,
                                                    pct_start=0.15)
+    mix = mixer(recipe.get("mixing"), seed)
     ema = WeightEMA(model, recipe["ema_decay"]) if recipe["ema_decay"] else None
     forward = torch.compile(model) if compile else model  # shares its parameters with model
-    start = time.time()
-    losses = []
-    bar = progress(total=total_steps, desc=f"train {name}")
+    losses, first_epoch, seconds_before = [], 0, 0.0
+    state = TrainingState(resume_dir, {"model": name, "seed": seed, "limit": limit, **recipe}) if resume_dir else None
+    saved = state.saved() if state is not None else None
+    if saved is not None:
+        state.restore(saved, model, optimizer, schedule, ema, generator)
+        losses, first_epoch, seconds_before = saved["losses"], saved["epochs_done"], saved["seconds"]
+    start = time.time() - seconds_before
+    bar = progress(total=total_steps, initial=len(losses), desc=f"train {name}")
     model.train()
-    for _ in range(recipe["epochs"]):
+    for epoch in range(first_epoch, recipe["epochs"]):
         order = torch.randperm(len(images), generator=generator)
         for step in range(steps_per_epoch):
             batch = order[step * batch_size : (step + 1) * batch_size]
-            x = normalize_mini(augment(images[batch], generator)).contiguous(memory_format=torch.channels_last)
+            x = normalize_mini(augment(images[batch], generator))
+            targets = labels[batch]
+            if mix is not None:
+                x, targets = mix(x, targets)  # soft targets: the mixed (and smoothed) one-hot labels
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe["bf16"]):
-                logits = forward(x)
-            loss = F.cross_entropy(logits.float(), labels[batch], label_smoothing=0.1)
+                logits = forward(x.contiguous(memory_format=torch.channels_last))
+            if mix is not None:
+                loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+            else:
+                loss = F.cross_entropy(logits.float(), targets, label_smoothing=0.1)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"training {name} diverged at step {bar.n}")
             optimizer.zero_grad(set_to_none=True)
@@ -385,6 +532,8 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}")
+        if state is not None:
+            state.save(epoch + 1, model, optimizer, schedule, ema, generator, losses, time.time() - start)
     bar.close()
     train_seconds = time.time() - start
     if ema is not None:  # ship the averaged weights
@@ -393,6 +542,8 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
     save_checkpoint(model, out)
     reloaded = load_checkpoint(create_mini_model(name), out)  # measure what ships: the fp16 weights
     metrics = evaluate(reloaded, make_loader(fashion_mnist("test"), batch_size=500), desc=f"test {name}")
+    if state is not None:
+        state.remove()
     return {"model": name, "seed": seed, **recipe, "train_seconds": round(train_seconds, 1),
             "test_top1": metrics["top1"], "test_images": metrics["n_images"], "final_loss": losses[-1],
             "first_loss": losses[0]}

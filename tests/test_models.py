@@ -10,10 +10,16 @@ from mixq_core import models
 from mixq_core.data import fashion_mnist, make_loader, subset
 from mixq_core.errors import ChecksumError, DatasetNotFoundError, UnknownNameError
 
-SHIPPED = sorted(models.MINI_MODELS)
+PLAIN = ["deit_mini", "mobilenetv2_100", "resnet18"]
+# The mix-trained models join once trained (`mixq train-mini resnet18_mix` writes them into the manifest).
+SHIPPED = sorted(n for n in models.MINI_MODELS if f"{n}.safetensors" in models.read_assets_manifest()["files"])
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+def test_the_plain_models_ship():
+    assert set(PLAIN) <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(models.MINI_MODELS))
 def test_mini_models_forward_and_backward(name):
     model = models.create_mini_model(name)
     x = torch.randn(2, 3, 32, 32)
@@ -24,7 +30,8 @@ def test_mini_models_forward_and_backward(name):
 
 
 def test_unknown_mini_model_names_the_accepted_ones():
-    with pytest.raises(UnknownNameError, match="accepted: deit_mini, mobilenetv2_100, resnet18"):
+    accepted = "accepted: deit_mini, deit_mini_mix, mobilenetv2_100, resnet18, resnet18_mix"
+    with pytest.raises(UnknownNameError, match=accepted):
         models.create_mini_model("vgg16")
 
 
@@ -138,3 +145,41 @@ def test_cli_evaluate_scores_a_synthetic_set_against_its_prompts(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["n_images"] == 40 and result["top1"] >= 85 and result["data"] == str(tmp_path)
+
+
+def test_mixing_gives_mixed_images_and_soft_targets():
+    mix = models.mixer("deit", seed=0)
+    images, labels = torch.randn(8, 3, 32, 32), torch.arange(8) % 10
+    mixed, targets = mix(images.clone(), labels)
+    assert targets.shape == (8, 10) and torch.allclose(targets.sum(1), torch.ones(8))
+    assert (targets > 0.2).sum(1).max() == 2  # two classes share the label of a mixed picture
+    assert not torch.equal(mixed, images)
+    assert models.mixer(None, seed=0) is None
+    with pytest.raises(UnknownNameError, match="accepted: deit, rsb-a1"):
+        models.mixer("augmix", seed=0)
+
+
+def test_interrupted_training_resumes_bit_for_bit(tmp_path, monkeypatch):
+    straight = models.train_mini("deit_mini_mix", tmp_path / "straight.safetensors", epochs=2, limit=256)
+    real_augment, calls = models.augment, []
+
+    def stop_in_second_epoch(images, generator, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:  # two steps per epoch: stop at the first step of the second epoch
+            raise KeyboardInterrupt
+        return real_augment(images, generator, *args, **kwargs)
+
+    monkeypatch.setattr(models, "augment", stop_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        models.train_mini("deit_mini_mix", tmp_path / "resumed.safetensors", epochs=2, limit=256,
+                          resume_dir=tmp_path / "state")
+    assert not (tmp_path / "resumed.safetensors").exists()
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["epochs_done"] == 1
+    monkeypatch.setattr(models, "augment", real_augment)
+    with pytest.raises(models.TrainingResumeError, match="another training run"):
+        models.train_mini("deit_mini_mix", tmp_path / "other.safetensors", epochs=2, limit=256, seed=1,
+                          resume_dir=tmp_path / "state")
+    resumed = models.train_mini("deit_mini_mix", tmp_path / "resumed.safetensors", epochs=2, limit=256,
+                                resume_dir=tmp_path / "state")
+    assert (tmp_path / "resumed.safetensors").read_bytes() == (tmp_path / "straight.safetensors").read_bytes()
+    assert resumed["final_loss"] == straight["final_loss"] and not (tmp_path / "state").exists()
