@@ -164,7 +164,7 @@ def pair_scores(judge, pictures: torch.Tensor, pairs: list[set[int]]) -> dict[st
     def classify(batch: torch.Tensor) -> torch.Tensor:
         return torch.cat([judge(normalize_mini(part).to(device)).cpu() for part in batch.split(250)])
 
-    top2 = classify(pictures).topk(2, dim=1).indices.tolist()
+    best_two = top2(judge, pictures)[0].tolist()
     lefts, rights = (classify(crops).argmax(1).tolist() for crops in item_crops(pictures))
     items = [{a, b} for a, b in zip(lefts, rights, strict=True)]
     n = len(pairs)
@@ -172,10 +172,40 @@ def pair_scores(judge, pictures: torch.Tensor, pairs: list[set[int]]) -> dict[st
     def share(hits) -> float:
         return round(100.0 * sum(hits) / n, 2)
 
-    return {"both_in_top2": share(pair <= set(row) for pair, row in zip(pairs, top2, strict=True)),
-            "any_in_top2": share(bool(pair & set(row)) for pair, row in zip(pairs, top2, strict=True)),
+    return {"both_in_top2": share(pair <= set(row) for pair, row in zip(pairs, best_two, strict=True)),
+            "any_in_top2": share(bool(pair & set(row)) for pair, row in zip(pairs, best_two, strict=True)),
             "both_by_items": share(pair == found for pair, found in zip(pairs, items, strict=True)),
             "any_by_items": share(bool(pair & found) for pair, found in zip(pairs, items, strict=True))}
+
+
+@torch.no_grad()
+def top2(judge, pictures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The judge's two most likely classes on uint8 pictures ``(N, 1, 32, 32)`` and their softmax probabilities."""
+    device = next(judge.parameters()).device
+    logits = torch.cat([judge.eval()(normalize_mini(part).to(device)).cpu() for part in pictures.split(250)])
+    probabilities, classes = logits.softmax(1).topk(2, dim=1)
+    return classes, probabilities
+
+
+def mixed_picture_reading(pipe, judges: dict, n: int = 200, steps: int = 15, guidance: float = 3.0,
+                          seed: int = 0, batch_size: int = 100) -> dict:
+    """How each of several judges reads two-class pictures: the generator's mixup-prompted ones and real collages.
+
+    The same ``n`` mixup-class prompts (``"a photo of a {c1} and a {c2}"``, seed ``seed``) are drawn once and
+    shown to every judge in ``judges`` (name → classifier), together with ``n`` real two-item collages
+    (:func:`real_pairs`). Returns ``scores`` (judge → picture kind → :func:`pair_scores`), the generated
+    ``pictures`` (uint8), their prompted class ``pairs``, and ``top2`` (judge → classes, probabilities).
+    """
+    records = make_prompts(PromptConfig(strategy="mixup", n=n, vocabulary="fashion-mnist", k=2, seed=seed,
+                                        allow_unbalanced=True))
+    pictures = grey_pictures(_generate(pipe, records, steps, guidance, batch_size)[0])
+    pairs = [set(record.classes) for record in records]
+    collages, collage_pairs = real_pairs(n, seed)
+    return {"scores": {name: {"generated (mixup prompts)": pair_scores(judge, pictures, pairs),
+                              "real collages": pair_scores(judge, collages, collage_pairs)}
+                       for name, judge in judges.items()},
+            "pictures": pictures, "pairs": [tuple(record.classes) for record in records],
+            "top2": {name: top2(judge, pictures) for name, judge in judges.items()}}
 
 
 def real_pairs(n: int, seed: int, compose=None) -> tuple[torch.Tensor, list[set[int]]]:

@@ -306,3 +306,19 @@ def test_gap_world_images_leave_fashion_mnist_statistics():
     assert (corners("mini") < 20).float().mean() > 0.9  # so do the plain generator's
     # The gap world's mostly do not (95 % of 40 images at 10 steps when this test was written)
     assert (corners("mini-gap") > 20).float().mean() > 0.5
+
+
+@shipped
+def test_mixed_picture_reading_shows_every_judge_the_same_pictures():
+    from mixq_core.models import load_mini_model
+
+    judges = {"resnet18": load_mini_model("resnet18"), "deit_mini": load_mini_model("deit_mini")}
+    reading = quality.mixed_picture_reading(synthesis.load_pipeline("mini"), judges, n=12, steps=4)
+    assert reading["pictures"].shape == (12, 1, 32, 32) and reading["pictures"].dtype == torch.uint8
+    assert len(reading["pairs"]) == 12 and all(len(set(pair)) == 2 for pair in reading["pairs"])
+    for name, judge in judges.items():
+        classes, probabilities = reading["top2"][name]
+        assert classes.shape == (12, 2) and bool((probabilities[:, 0] >= probabilities[:, 1]).all())
+        expected = quality.pair_scores(judge, reading["pictures"], [set(p) for p in reading["pairs"]])
+        assert reading["scores"][name]["generated (mixup prompts)"] == expected
+        assert set(reading["scores"][name]) == {"generated (mixup prompts)", "real collages"}
