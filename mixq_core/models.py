@@ -79,6 +79,7 @@ MINI_MODELS: dict[str, Callable[[int], nn.Module]] = {
     "resnet18_mix": _resnet18,
     "deit_mini_mix": _deit_mini,
 }
+MIX_TRAINED_TWINS = {"resnet18_mix": "resnet18", "deit_mini_mix": "deit_mini"}  # mix-trained model → plain twin
 
 
 def create_mini_model(name: str, num_classes: int = MINI_NUM_CLASSES) -> nn.Module:

@@ -387,6 +387,50 @@ def source_conclusion(table, mixed: str = "mixup", baselines: Sequence[str] = ("
     return "\n".join(lines) if lines else "No setting has both sources yet, so there is nothing to conclude."
 
 
+def classifier_comparison(table, mixed: str = "mixup", baseline: str = "single"):
+    """:func:`compare_sources` of ``mixed`` against ``baseline`` for each architecture that has a mix-trained twin
+    (:data:`~mixq_core.models.MIX_TRAINED_TWINS`) in ``table``, the plain and the mix-trained classifier side by
+    side: one row per architecture, bits and classifier (``plain`` first)."""
+    from .models import MIX_TRAINED_TWINS
+
+    versus = compare_sources(table, mixed, baseline)
+    versus = versus[versus["model"].isin([*MIX_TRAINED_TWINS, *MIX_TRAINED_TWINS.values()])]
+    kind = versus["model"].map(lambda m: "mix-trained" if m in MIX_TRAINED_TWINS else "plain")
+    versus = versus.assign(architecture=versus["model"].map(lambda m: MIX_TRAINED_TWINS.get(m, m)), classifier=kind)
+    columns = ["architecture", "bits", "classifier", f"{mixed} − {baseline}", "standard error", "verdict"]
+    return versus.sort_values(["architecture", "bits", "classifier"], ascending=[True, True, False])[columns]
+
+
+def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "single") -> str:
+    """The plain answer of a :func:`classifier_comparison` table, in sentences computed from it: per architecture
+    and bits, ``mixed`` against ``baseline`` on the plain and on the mix-trained classifier, and whether the
+    verdict (ahead / behind beyond the seed spread, within it) differs between the two."""
+    column = f"{mixed} − {baseline}"
+    names = SOURCE_LABELS.get(mixed, mixed), SOURCE_LABELS.get(baseline, baseline)
+    lines, changed, compared = [], 0, 0
+    for (architecture, bits), rows in comparison.groupby(["architecture", "bits"], sort=False):
+        by_classifier = rows.set_index("classifier")
+        if not {"plain", "mix-trained"} <= set(by_classifier.index):
+            continue
+        compared += 1
+        said = {}
+        for classifier in ("plain", "mix-trained"):
+            row = by_classifier.loc[classifier]
+            said[classifier] = row["verdict"].split(",")[0]
+            said[f"{classifier} text"] = f"{row[column]:+.2f} pt, {row['verdict']}"
+        changed += said["plain"] != said["mix-trained"]
+        lines.append(f"- **{architecture} {bits}**: {names[0]} minus {names[1]} is {said['plain text']} on the plain "
+                     f"classifier and {said['mix-trained text']} on the mix-trained one.")
+    if not compared:
+        return (f"No setting has {names[0]} and {names[1]} runs on both a plain and a mix-trained classifier yet, so "
+                "there is nothing to conclude.")
+    settings = f"{compared} setting{'s' * (compared != 1)} compared"
+    answer = (f"does not change the answer: the verdict is the same in all {settings}" if not changed else
+              f"changes the verdict in {changed} of the {settings}")
+    lines.append(f"- **In short**: a classifier that has seen mixed pictures {answer}.")
+    return "\n".join(lines)
+
+
 def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single") -> str:
     """The plain conclusion of a :func:`run_probes` table for one probe (``field``: ``grad_norm`` or
     ``generalization_error``; ``what``: its name in words): per bit setting, ``mixed`` against ``baseline`` as a

@@ -124,6 +124,27 @@ def test_world_conclusion_states_each_worlds_verdict_and_its_shift_from_plain():
     assert "nothing to conclude" in report.world_conclusion(summary.iloc[0:0])
 
 
+def test_classifier_comparison_sets_each_mix_trained_model_beside_its_plain_twin():
+    rows = [("resnet18", "W2A4", "mixup", 80.0, 0.2), ("resnet18", "W2A4", "single", 82.0, 0.2),
+            ("resnet18_mix", "W2A4", "mixup", 83.0, 0.2), ("resnet18_mix", "W2A4", "single", 82.9, 0.2),
+            ("resnet18", "W2A2", "mixup", 50.0, 0.2), ("resnet18", "W2A2", "single", 51.0, 0.2),
+            ("mobilenetv2_100", "W2A4", "mixup", 60.0, 0.2), ("mobilenetv2_100", "W2A4", "single", 61.0, 0.2)]
+    table = pd.DataFrame(rows, columns=["model", "bits", "data", "top1_mean", "top1_std"]).assign(seeds=3)
+    comparison = report.classifier_comparison(table)
+    assert comparison[["architecture", "bits", "classifier"]].values.tolist() == [
+        ["resnet18", "W2A2", "plain"], ["resnet18", "W2A4", "plain"], ["resnet18", "W2A4", "mix-trained"]]
+    text = report.classifier_conclusion(comparison)
+    assert ("**resnet18 W2A4**: mixup-class minus single-class is -2.00 pt, behind, beyond seed "
+            "spread on the plain classifier and +0.10 pt, within seed spread on the mix-trained one.") in text
+    assert "W2A2" not in text  # no mix-trained run there: nothing to compare
+    assert "changes the verdict in 1 of the 1 setting compared" in text
+    same = comparison.assign(verdict="within seed spread")
+    assert "does not change the answer: the verdict is the same in all 1 setting compared" in \
+        report.classifier_conclusion(same)
+    assert "nothing to conclude" in report.classifier_conclusion(comparison.iloc[:1])
+    assert report.classifier_comparison(table[table["model"] == "mobilenetv2_100"]).empty
+
+
 def test_collapsed_settings_are_those_where_real_data_calibration_itself_fails():
     table = pd.DataFrame({"model": ["cnn", "cnn", "cnn", "vit"], "bits": ["W2A4", "W2A4", "W4A4", "W2A4"],
                           "data": ["real", "single", "real", "real"], "top1_mean": [18.0, 30.0, 89.0, 45.1],

@@ -106,8 +106,9 @@ PROFILE_SCHEMA = Fields({
         required=("model", "bits", "seeds", "n_calib", "iters", "k", "n_calib_sizes", "guidance", "partners"))),
     "tables_from": Maybe(Text()),
     "worlds": Maybe(Fields({"profiles": MapOf(Text()), "run": Flag()}, required=("profiles",))),
-    "regimes": Maybe(Fields({"short": Text(), "long": Text(), "earlier": Text(), "run": Flag()},
-                            required=("short", "long"))),
+    # reading_pictures: mixup-prompted pictures shown to the plain and the mix-trained classifiers (chapter 11)
+    "regimes": Maybe(Fields({"short": Text(), "long": Text(), "earlier": Text(), "run": Flag(),
+                             "reading_pictures": Bounds(1, 10_000)}, required=("short", "long"))),
 })
 # What every profile holds once its `extends` chain is merged.
 REQUIRED_KEYS = ("dataset", "vocabulary", "models", "weights", "eval_data", "eval_batch_size", "generator", "steps",
