@@ -147,3 +147,35 @@ def test_swin_blocks_are_discovered_and_their_attention_quantized():
     assert len(blocks) == 2
     assert all(any(isinstance(m, QuantAttention) for m in b.modules()) for b in blocks)
     assert torch.allclose(model(x), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels, size, kernel, stride, padding", [
+    (64, 1, 3, 1, 1),   # resnet18's last stage at 32×32 input: a 3×3 convolution of a 1×1 map
+    (64, 2, 3, 2, 1),   # its first convolution: stride 2 from 2×2
+    (64, 2, 1, 2, 0),   # its downsample shortcut
+])
+def test_single_position_convolution_is_the_convolution(channels, size, kernel, stride, padding):
+    from mixq_core.quant.modules import conv_to_single_position, single_position_output
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(channels, 2 * channels, kernel, stride, padding)
+    x = torch.randn(8, channels, size, size, requires_grad=True)
+    weight = conv.weight.detach().clone().requires_grad_(True)
+    assert single_position_output(x, conv)
+    fast = conv_to_single_position(x, weight, conv)
+    reference = torch.nn.functional.conv2d(x, weight, conv.bias, stride, padding)
+    assert fast.shape == reference.shape == (8, 2 * channels, 1, 1)
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    grad_out = torch.randn_like(reference)
+    fast_grads = torch.autograd.grad(fast, (x, weight), grad_out)
+    reference_grads = torch.autograd.grad(reference, (x, weight), grad_out)
+    for a, b in zip(fast_grads, reference_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_larger_outputs_and_grouped_convolutions_keep_the_convolution_kernel():
+    from mixq_core.quant.modules import single_position_output
+
+    assert not single_position_output(torch.randn(2, 8, 2, 2), torch.nn.Conv2d(8, 8, 3, 1, 1))  # 2×2 output
+    assert not single_position_output(torch.randn(2, 8, 1, 1), torch.nn.Conv2d(8, 8, 3, 1, 1, groups=8))
+    assert not single_position_output(torch.randn(2, 8, 1, 1), torch.nn.Conv2d(8, 8, 3, 1, 1, padding_mode="reflect"))
