@@ -183,3 +183,19 @@ def test_interrupted_training_resumes_bit_for_bit(tmp_path, monkeypatch):
                                 resume_dir=tmp_path / "state")
     assert (tmp_path / "resumed.safetensors").read_bytes() == (tmp_path / "straight.safetensors").read_bytes()
     assert resumed["final_loss"] == straight["final_loss"] and not (tmp_path / "state").exists()
+
+
+def test_the_recorded_training_command_leaves_out_the_resume_folder():
+    from mixq_core.cli import _without_option
+
+    assert _without_option(["resnet18_mix", "--resume", "runs/a", "--seed", "1"], "--resume") == \
+        ["resnet18_mix", "--seed", "1"]
+    assert _without_option(["resnet18_mix", "--resume=runs/a"], "--resume") == ["resnet18_mix"]
+
+
+def test_a_file_as_training_resume_folder_is_one_clear_error(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    done = run_cli("train-mini", "resnet18_mix", "--limit", "64", "--out", str(tmp_path / "m.safetensors"),
+                   "--resume", str(tmp_path / "a-file"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "training resume folder" in done.stderr and "is an existing file" in done.stderr
