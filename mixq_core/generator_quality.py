@@ -183,8 +183,8 @@ def top2(judge, pictures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The judge's two most likely classes on uint8 pictures ``(N, 1, 32, 32)`` and their softmax probabilities."""
     device = next(judge.parameters()).device
     logits = torch.cat([judge.eval()(normalize_mini(part).to(device)).cpu() for part in pictures.split(250)])
-    probabilities, classes = logits.softmax(1).topk(2, dim=1)
-    return classes, probabilities
+    classes = logits.topk(2, dim=1).indices  # ranked by logit: far-apart logits underflow to equal probabilities
+    return classes, logits.softmax(1).gather(1, classes)
 
 
 def mixed_picture_reading(pipe, judges: dict, n: int = 200, steps: int = 15, guidance: float = 3.0,
