@@ -158,14 +158,8 @@ def pair_scores(judge, pictures: torch.Tensor, pairs: list[set[int]]) -> dict[st
     to read two small ones; the item scores ask it one item at a time.
     """
 
-    device = next(judge.parameters()).device
-    judge = judge.eval()
-
-    def classify(batch: torch.Tensor) -> torch.Tensor:
-        return torch.cat([judge(normalize_mini(part).to(device)).cpu() for part in batch.split(250)])
-
     best_two = top2(judge, pictures)[0].tolist()
-    lefts, rights = (classify(crops).argmax(1).tolist() for crops in item_crops(pictures))
+    lefts, rights = (_logits(judge, crops).argmax(1).tolist() for crops in item_crops(pictures))
     items = [{a, b} for a, b in zip(lefts, rights, strict=True)]
     n = len(pairs)
 
@@ -179,10 +173,15 @@ def pair_scores(judge, pictures: torch.Tensor, pairs: list[set[int]]) -> dict[st
 
 
 @torch.no_grad()
+def _logits(judge, pictures: torch.Tensor) -> torch.Tensor:
+    """The judge's logits (eval mode, on its device, returned on the CPU) for uint8 pictures ``(N, 1, 32, 32)``."""
+    device = next(judge.parameters()).device
+    return torch.cat([judge.eval()(normalize_mini(part).to(device)).cpu() for part in pictures.split(250)])
+
+
 def top2(judge, pictures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The judge's two most likely classes on uint8 pictures ``(N, 1, 32, 32)`` and their softmax probabilities."""
-    device = next(judge.parameters()).device
-    logits = torch.cat([judge.eval()(normalize_mini(part).to(device)).cpu() for part in pictures.split(250)])
+    logits = _logits(judge, pictures)
     classes = logits.topk(2, dim=1).indices  # ranked by logit: far-apart logits underflow to equal probabilities
     return classes, logits.softmax(1).gather(1, classes)
 

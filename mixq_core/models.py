@@ -36,7 +36,7 @@ from .errors import (
 )
 from .progress import progress
 from .shipped import checkout, default_assets_dir, missing_error
-from .validate import read_json
+from .validate import check_output_dir, read_json
 
 ASSETS_DIR = Path(os.environ.get("MIXQ_ASSETS") or default_assets_dir())  # the checkout's, or the fetched copy
 MANIFEST_NAME = "manifest.json"
@@ -364,8 +364,6 @@ class TrainingState:
     FORMAT = 1
 
     def __init__(self, folder: str | os.PathLike, run: dict):
-        from .validate import check_output_dir
-
         self.folder = check_output_dir(folder, "training resume folder")
         self.run = {"format": self.FORMAT, **run}
         self.state_file = self.folder / "state.json"
