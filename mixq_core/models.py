@@ -453,6 +453,14 @@ def mixer(mixing: str | None, seed: int):
     return Mixup(**MIXING[mixing], num_classes=MINI_NUM_CLASSES)
 
 
+def training_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The training loss of the mini recipes: cross-entropy on Mixup's soft targets (a float matrix, already
+    smoothed by :func:`mixer`), or on class indices with label smoothing 0.1."""
+    if targets.is_floating_point():
+        return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+    return F.cross_entropy(logits.float(), targets, label_smoothing=0.1)
+
+
 def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | None = None,
                limit: int | None = None, threads: int | None = None, compile: bool = False,
                resume_dir: str | os.PathLike | None = None) -> dict:
@@ -516,10 +524,7 @@ def train_mini(name: str, out: str | os.PathLike, seed: int = 0, epochs: int | N
                 x, targets = mix(x, targets)  # soft targets: the mixed (and smoothed) one-hot labels
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe["bf16"]):
                 logits = forward(x.contiguous(memory_format=torch.channels_last))
-            if mix is not None:
-                loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
-            else:
-                loss = F.cross_entropy(logits.float(), targets, label_smoothing=0.1)
+            loss = training_loss(logits, targets)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"training {name} diverged at step {bar.n}")
             optimizer.zero_grad(set_to_none=True)

@@ -159,6 +159,13 @@ def test_mixing_gives_mixed_images_and_soft_targets():
         models.mixer("augmix", seed=0)
 
 
+def test_training_loss_on_soft_targets_agrees_with_smoothed_cross_entropy_on_labels():
+    logits, labels = torch.randn(6, 10), torch.arange(6)
+    smoothed = 0.9 * torch.nn.functional.one_hot(labels, 10).float() + 0.1 / 10  # what Mixup makes of unmixed images
+    assert torch.allclose(models.training_loss(logits, smoothed), models.training_loss(logits, labels), atol=1e-6)
+    assert not torch.allclose(models.training_loss(logits, labels), torch.nn.functional.cross_entropy(logits, labels))
+
+
 def test_interrupted_training_resumes_bit_for_bit(tmp_path, monkeypatch):
     straight = models.train_mini("deit_mini_mix", tmp_path / "straight.safetensors", epochs=2, limit=256)
     real_augment, calls = models.augment, []
