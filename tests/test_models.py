@@ -58,7 +58,9 @@ def test_shipped_files_match_their_manifest_hashes():
 
 def test_shipped_models_fit_the_size_budget():
     total = sum((models.ASSETS_DIR / f"{name}.safetensors").stat().st_size for name in SHIPPED)
-    assert total <= 40 * 2**20
+    # The three plain models take 28 MiB in fp16; the mix-trained twins (issue 19) add a second resnet18
+    # (21.4 MiB) and a second deit_mini (2.3 MiB). The budget holds those and catches anything larger.
+    assert total <= 56 * 2**20
 
 
 @pytest.mark.parametrize("name", SHIPPED)
