@@ -54,6 +54,8 @@ def run(model_name: str, bits: str, args, test_loader, calib_loader) -> dict:
     return {"model": model_name, "bits": bits, "fp_top1": fp_top1, "top1": top1, "drop": fp_top1 - top1,
             "seconds": seconds, "calibration_seconds": trace.calibration_seconds,
             "target": TARGETS.get((model_name, bits)), "threads": torch.get_num_threads(),
+            # the vector instructions PyTorch's CPU kernels use (AVX2, AVX512): times differ a lot between them
+            "cpu_capability": torch.backends.cpu.get_cpu_capability() if args.device == "cpu" else None,
             # 1-minute load average at the end: above `threads` means other work shared the CPU during the run
             "load_average": round(os.getloadavg()[0], 2),
             "iters_per_second": {kind: sum(v) / len(v) for kind, v in speeds.items()}}
