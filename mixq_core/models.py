@@ -457,7 +457,9 @@ def training_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The training loss of the mini recipes: cross-entropy on Mixup's soft targets (a float matrix, already
     smoothed by :func:`mixer`), or on class indices with label smoothing 0.1."""
     if targets.is_floating_point():
-        return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        from timm.loss import SoftTargetCrossEntropy  # timm's loss for its own Mixup targets
+
+        return SoftTargetCrossEntropy()(logits.float(), targets)
     return F.cross_entropy(logits.float(), targets, label_smoothing=0.1)
 
 
