@@ -551,6 +551,24 @@ def plot_sources(table, by=("model", "bits")):
     return figure
 
 
+def stack_comparisons(comparisons: dict[str, object], by=("model", "bits")):
+    """``{b: compare_sources(table, a, b)}`` as one long table, one row per group and baseline ``b`` (its label),
+    with the columns ``a − baseline``, ``standard error`` and ``verdict``: narrower than the tables side by side."""
+    import pandas as pd
+
+    frames = []
+    for baseline, table in comparisons.items():
+        if table.empty:
+            continue
+        difference = table.columns[len(by)]  # "a − b"
+        frames.append(table.rename(columns={difference: difference.split(" − ")[0] + " − baseline"})
+                      .assign(baseline=SOURCE_LABELS.get(baseline, baseline)))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).set_index([*by, "baseline"]).sort_index(level=list(range(len(by))),
+                                                                                       sort_remaining=False)
+
+
 def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
     """``a − b`` for each baseline ``b`` (``{b: compare_sources(table, a, b)}``), one panel per group: the
     difference of mean top-1 with ±2 standard errors (the seed-spread criterion), and zero as a line."""
@@ -582,6 +600,29 @@ def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
 # ----------------------------------------------------------------------------- the paper's regime (chapter 11)
 
 
+def plot_unit_traces(records: list[dict], field: str, label: str, log: bool = False):
+    """A per-unit trace (``grad_norm_rounding``, ``generalization_error``, ...) along the reconstruction steps:
+    mean over units per run, then one line per source (band: one standard deviation over seeds), one panel
+    per model and bits. None when no record has the trace."""
+    import seaborn as sns
+
+    traces = unit_traces(records, field)
+    if traces.empty:
+        return None
+    traces["source"] = traces["data"].map(SOURCE_LABELS)
+    traces["setting"] = traces["model"] + " " + traces["bits"]  # one panel per setting that has runs
+    curves = traces.groupby(["setting", "source", "seed", "step"], as_index=False, sort=False)[field].mean()
+    palette = source_palette()
+    grid = sns.relplot(data=curves, x="step", y=field, hue="source", palette=palette,
+                       hue_order=[s for s in palette if s in set(curves["source"])], col="setting", col_wrap=2,
+                       kind="line", errorbar="sd", height=3, aspect=1.4, facet_kws={"sharey": False})
+    grid.set_axis_labels("step within a unit", label)
+    grid.set_titles("{col_name}")
+    if log:
+        grid.set(yscale="log")
+    return grid
+
+
 def regimes_frame(records_by_regime: dict[str, list[dict]]):
     """:func:`records_frame` of each regime's records (``{"short": [...], "long": [...]}``), with a ``regime``
     column in the given order."""
@@ -596,6 +637,28 @@ def missing_experiments(profile: str, sections: Sequence[str] = GRID_SECTIONS,
     results_dir = RESULTS_DIR if results_dir is None else results_dir
     configs = grid_section_configs(profile, tuple(sections))
     return [experiment_label(c) for c in configs if stored_record(c, results_dir) is None]
+
+
+def grid_progress(profile: str, sections: Sequence[str] = GRID_SECTIONS,
+                  results_dir: str | os.PathLike | None = None):
+    """How far the profile's grid has run: one row per model, bits and steps, one column per source, each cell
+    ``"done/planned"`` (seeds with a record against seeds in the plan; a dash where the plan has no such cell).
+    The long grids run across sessions, so a chapter says what it computes from."""
+    import pandas as pd
+
+    results_dir = RESULTS_DIR if results_dir is None else results_dir
+    rows = []
+    for config in grid_section_configs(profile, tuple(sections)):
+        resolved = config.resolved()
+        rows.append({"model": resolved.model, "bits": f"W{resolved.w_bits}A{resolved.a_bits}",
+                     "steps": resolved.iters, "data": resolved.data,
+                     "done": stored_record(config, results_dir) is not None})
+    if not rows:
+        return pd.DataFrame()
+    cells = pd.DataFrame(rows).groupby(["model", "bits", "steps", "data"], sort=False)["done"].agg(["sum", "size"])
+    cells["seeds run"] = [f"{done}/{planned}" for done, planned in zip(cells["sum"], cells["size"], strict=True)]
+    wide = cells["seeds run"].unstack("data")
+    return wide[[s for s in SOURCE_ORDER if s in wide.columns]].fillna("—")
 
 
 def rounding_summary(records: list[dict]):

@@ -50,6 +50,23 @@ def test_the_difference_figure_shows_each_baseline_with_two_standard_errors():
             assert high - low == pytest.approx(4 * row["standard error"], abs=1e-6)
 
 
+
+def test_stacked_comparisons_keep_each_baselines_difference_and_verdict():
+    from mixq_core.report import stack_comparisons
+
+    table = summary_table(_frame())
+    comparisons = {b: compare_sources(table, "mixup", b) for b in ("single", "real")}
+    stacked = stack_comparisons(comparisons)
+    assert len(stacked) == sum(len(t) for t in comparisons.values())
+    assert list(stacked.columns) == ["mixup − baseline", "standard error", "verdict"]
+    for baseline, compared in comparisons.items():
+        for row in compared.itertuples(index=False):
+            shown = stacked.loc[(row.model, row.bits, SOURCE_LABELS[baseline])]
+            assert shown["mixup − baseline"] == compared.set_index(["model", "bits"]).loc[
+                (row.model, row.bits), f"mixup − {baseline}"]
+            assert shown["verdict"] == row.verdict
+    assert stack_comparisons({"single": compare_sources(table, "mixup", "genq")}).empty  # no genq runs: nothing
+
 # ----------------------------------------------------------------------------- the ImageNet comparison table
 
 
@@ -156,3 +173,26 @@ def test_readable_tables_have_human_headings_sensible_digits_and_no_nan():
         SOURCE_LABELS["mixup"], SOURCE_LABELS["genq"]]
     assert shown.iloc[0, 0] == 91.23 and list(shown.iloc[:, 1]) == [0.0123, 0.0009]  # three significant digits
     assert shown.iloc[1, 2] == "—" and not shown.isna().any().any()
+
+
+def test_grid_progress_counts_the_seeds_with_a_record_against_the_plan(tmp_path):
+    import json
+    import shutil
+
+    from mixq_core.report import grid_progress
+    from mixq_core.results import RESULTS_DIR
+
+    empty = grid_progress("mini-long", results_dir=tmp_path)
+    assert empty.loc[("resnet18", "W2A4", 5000), "real"] == "0/3"
+    assert empty.loc[("resnet18", "W2A4", 20000), "real"] == "0/1"  # the convergence cell: one seed
+    assert empty.loc[("resnet18", "W2A4", 20000), "single"] == "—"  # not in the plan
+    assert empty.loc[("resnet18", "W2A4", 5000), "noise"] == "0/1"
+    committed = sorted((RESULTS_DIR / "ptq" / "mini-long").glob("*.json"))
+    chosen = next(path for path in committed
+                  if (c := json.loads(path.read_text())["metrics"]["config"])["model"] == "resnet18"
+                  and (c["w_bits"], c["a_bits"], c["data"], c["iters"]) == (2, 4, "real", 5000))
+    (tmp_path / "ptq" / "mini-long").mkdir(parents=True)
+    shutil.copy(chosen, tmp_path / "ptq" / "mini-long" / chosen.name)
+    one = grid_progress("mini-long", results_dir=tmp_path)
+    assert one.loc[("resnet18", "W2A4", 5000), "real"] == "1/3"
+    assert (one != empty).sum().sum() == 1  # and nothing else moved
