@@ -112,6 +112,8 @@ def _cmd_grid(args) -> dict:
     configs = list(dict.fromkeys(configs))  # ablation factors share their centre cell
     if args.by_seed:  # shortest schedule first, and in it every cell's seed 0 before any seed 1
         configs = sorted(configs, key=lambda c: (c.resolved().iters, c.seed))
+    if args.plan:
+        return _grid_plan(args, configs)
     check_output_dir(results.RESULTS_DIR, "results folder ($MIXQ_RESULTS)")
     resume_root = None
     if args.resumable:
@@ -121,6 +123,29 @@ def _cmd_grid(args) -> dict:
     return {"profile": args.profile, "section": args.section, "experiments": len(records),
             "results": [{**{k: r["metrics"]["config"][k] for k in ("model", "w_bits", "a_bits", "data", "seed")},
                          "top1": r["metrics"]["top1"], "record": r["config_hash"]} for r in records]}
+
+
+def _grid_plan(args, configs) -> dict:
+    """``mixq grid --plan``: what the selection still has to run, per cell, and an estimate of how long."""
+    from .report import grid_plan
+
+    plan = grid_plan(configs)
+    left = plan[~plan["done"]]
+    cells = []
+    for (model, bits, steps, data), rows in plan.groupby(["model", "bits", "steps", "data"], sort=False):
+        waiting = rows[~rows["done"]]
+        unknown = waiting["seconds"].isna().any()  # no record of the model yet: null, not a guess (and not NaN)
+        cells.append({"model": model, "bits": bits, "steps": int(steps), "data": data,
+                      "seeds_run": f"{int(rows['done'].sum())}/{len(rows)}",
+                      "hours_left": None if unknown else round(float(waiting["seconds"].sum()) / 3600, 2),
+                      "estimate_from": waiting["basis"].iloc[0] if len(waiting) else ""})
+    known = left["seconds"].notna()
+    return {"profile": args.profile, "section": args.section, "experiments": len(plan), "done": int(plan["done"].sum()),
+            "left": len(left), "hours_left": round(float(left.loc[known, "seconds"].sum()) / 3600, 1),
+            "left_without_estimate": int((~known).sum()),
+            "note": "single-process hours, estimated from the records under the results folder (the machines and "
+                    "threads that made them); synthesis of sets not yet made comes on top",
+            "cells": cells}
 
 
 def _cmd_evaluate(args) -> dict:
@@ -391,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--resumable", action="store_true",
                       help="keep each run's state after every finished unit under <results>/resume/, so that a grid "
                            "stopped mid-run goes on from there when started again")
+    grid.add_argument("--plan", action="store_true",
+                      help="run nothing: print, per cell, the seeds that have a record and an estimate of the hours "
+                           "the rest takes (from the records of the same model and steps already there)")
     _add_track_arguments(grid)
     grid.set_defaults(run=_cmd_grid)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .experiment import (
     GRID_SECTIONS,
+    PTQ_KIND,
     REAL_SOURCES,
     SYNTHETIC_SOURCES,
     ExperimentConfig,
@@ -659,6 +660,51 @@ def grid_progress(profile: str, sections: Sequence[str] = GRID_SECTIONS,
     cells["seeds run"] = [f"{done}/{planned}" for done, planned in zip(cells["sum"], cells["size"], strict=True)]
     wide = cells["seeds run"].unstack("data")
     return wide[[s for s in SOURCE_ORDER if s in wide.columns]].fillna("—")
+
+
+def run_seconds(record: dict) -> float:
+    """What a run cost, as its record measured it: set-up, reconstruction and evaluation. Synthesis is left out:
+    a synthetic set is made once and shared by every cell (bits, steps) that calibrates on it."""
+    seconds = record["metrics"]["seconds"]
+    return sum(seconds.get(part, 0.0) for part in ("setup_seconds", "quantize_seconds", "eval_seconds",
+                                                    "diversity_seconds"))
+
+
+def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | None = None):
+    """Which of ``configs`` have a record, and for the others an estimate of the seconds each will take, from
+    the records under ``results_dir`` (so on the machines, and with the threads, that made them): the median
+    :func:`run_seconds` of the records of the same model and steps; failing that, of the model's records at its
+    longest schedule so far, with their per-unit reconstruction time scaled to this run's steps. Records of the
+    run's own profile are preferred. NaN where no record of the model exists. One row per experiment: model,
+    bits, steps, data, seed, done, seconds, basis (what the estimate came from)."""
+    import statistics
+
+    import pandas as pd
+
+    results_dir = Path(RESULTS_DIR if results_dir is None else results_dir)
+    known = [(folder.name, record) for folder in sorted((results_dir / PTQ_KIND).glob("*")) if folder.is_dir()
+             for record in load_records(f"{PTQ_KIND}/{folder.name}", results_dir)]
+    rows = []
+    for config in configs:
+        resolved = config.resolved()
+        row = {"model": resolved.model, "bits": f"W{resolved.w_bits}A{resolved.a_bits}", "steps": resolved.iters,
+               "data": resolved.data, "seed": resolved.seed, "done": stored_record(config, results_dir) is not None,
+               "seconds": float("nan"), "basis": ""}
+        same_model = [(profile, r) for profile, r in known if r["metrics"]["config"]["model"] == resolved.model]
+        if not row["done"] and not same_model:
+            row["basis"] = f"no record of {resolved.model} yet"
+        elif not row["done"]:
+            steps = resolved.iters if any(r["metrics"]["config"]["iters"] == resolved.iters for _, r in same_model) \
+                else max(r["metrics"]["config"]["iters"] for _, r in same_model)
+            chosen = [(profile, r) for profile, r in same_model if r["metrics"]["config"]["iters"] == steps]
+            chosen = [r for profile, r in chosen if profile == resolved.profile] or [r for _, r in chosen]
+            scale = resolved.iters / steps
+            row["seconds"] = statistics.median(
+                run_seconds(r) + (scale - 1) * sum(unit["seconds"] for unit in r["metrics"]["units"]) for r in chosen)
+            row["basis"] = (f"median of {len(chosen)} runs at {steps} steps" if scale == 1 else
+                            f"{len(chosen)} runs at {steps} steps, reconstruction scaled ×{scale:g}")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["model", "bits", "steps", "data", "seed", "done", "seconds", "basis"])
 
 
 def rounding_summary(records: list[dict]):

@@ -196,3 +196,45 @@ def test_grid_progress_counts_the_seeds_with_a_record_against_the_plan(tmp_path)
     one = grid_progress("mini-long", results_dir=tmp_path)
     assert one.loc[("resnet18", "W2A4", 5000), "real"] == "1/3"
     assert (one != empty).sum().sum() == 1  # and nothing else moved
+
+
+def test_the_grid_plan_estimates_from_records_of_the_same_model_and_steps(tmp_path):
+    import json
+    import shutil
+
+    from mixq_core.experiment import grid_configs
+    from mixq_core.report import grid_plan, run_seconds
+    from mixq_core.results import RESULTS_DIR
+
+    committed = sorted((RESULTS_DIR / "ptq" / "mini-long").glob("*.json"))
+    path = next(p for p in committed if json.loads(p.read_text())["metrics"]["config"]["model"] == "resnet18")
+    record = json.loads(path.read_text())
+    (tmp_path / "ptq" / "mini-long").mkdir(parents=True)
+    shutil.copy(path, tmp_path / "ptq" / "mini-long" / path.name)
+    plan = grid_plan(grid_configs("mini-long", "grid_cnn"), results_dir=tmp_path)
+    assert plan["done"].sum() == 1
+    waiting = plan[~plan["done"]]
+    same = waiting[(waiting["model"] == "resnet18") & (waiting["steps"] == 5000)]
+    assert (same["seconds"] == run_seconds(record)).all()
+    assert (same["basis"] == "median of 1 runs at 5000 steps").all()
+    unit_seconds = sum(unit["seconds"] for unit in record["metrics"]["units"])
+    longer = waiting[(waiting["model"] == "resnet18") & (waiting["steps"] == 20000)]
+    assert longer["seconds"].tolist() == pytest.approx([run_seconds(record) + 3 * unit_seconds] * 2)
+    unknown = waiting[waiting["model"] == "mobilenetv2_100"]
+    assert unknown["seconds"].isna().all() and (unknown["basis"] == "no record of mobilenetv2_100 yet").all()
+
+
+def test_grid_plan_on_the_command_line_is_strict_json_whose_counts_add_up(capsys):
+    import json
+
+    from mixq_core.cli import main
+
+    assert main(["grid", "--profile", "mini-long", "--models", "resnet18", "--plan"]) == 0
+
+    def no_nan(value):
+        raise AssertionError(f"{value} in the JSON")
+
+    plan = json.loads(capsys.readouterr().out, parse_constant=no_nan)
+    assert plan["experiments"] == plan["done"] + plan["left"]
+    assert plan["done"] == sum(int(cell["seeds_run"].split("/")[0]) for cell in plan["cells"])
+    assert plan["experiments"] == sum(int(cell["seeds_run"].split("/")[1]) for cell in plan["cells"])
