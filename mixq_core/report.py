@@ -630,16 +630,6 @@ def regimes_frame(records_by_regime: dict[str, list[dict]]):
     return labelled_frame(records_by_regime, "regime")
 
 
-def missing_experiments(profile: str, sections: Sequence[str] = GRID_SECTIONS,
-                        results_dir: str | os.PathLike | None = None) -> list[str]:
-    """Readable names of the profile's grid experiments that have no record yet."""
-    from .executor import experiment_label
-
-    results_dir = RESULTS_DIR if results_dir is None else results_dir
-    configs = grid_section_configs(profile, tuple(sections))
-    return [experiment_label(c) for c in configs if stored_record(c, results_dir) is None]
-
-
 def grid_progress(profile: str, sections: Sequence[str] = GRID_SECTIONS,
                   results_dir: str | os.PathLike | None = None):
     """How far the profile's grid has run: one row per model, bits and steps, one column per source, each cell
