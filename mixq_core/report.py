@@ -405,30 +405,40 @@ def classifier_comparison(table, mixed: str = "mixup", baseline: str = "single")
 def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "single") -> str:
     """The plain answer of a :func:`classifier_comparison` table, in sentences computed from it: per architecture
     and bits, ``mixed`` against ``baseline`` on the plain and on the mix-trained classifier, and whether the
-    verdict (ahead / behind beyond the seed spread, within it) differs between the two."""
+    verdict (ahead / behind beyond the seed spread, within it) differs between the two. A setting with one seed
+    on either classifier has no verdict to compare: it is listed, and left out of the answer."""
     column = f"{mixed} − {baseline}"
     names = SOURCE_LABELS.get(mixed, mixed), SOURCE_LABELS.get(baseline, baseline)
-    lines, changed, compared = [], 0, 0
+    lines, changed, judged, one_seed = [], 0, 0, 0
     for (architecture, bits), rows in comparison.groupby(["architecture", "bits"], sort=False):
         by_classifier = rows.set_index("classifier")
         if not {"plain", "mix-trained"} <= set(by_classifier.index):
             continue
-        compared += 1
         said = {}
         for classifier in ("plain", "mix-trained"):
             row = by_classifier.loc[classifier]
             said[classifier] = row["verdict"].split(",")[0]
             said[f"{classifier} text"] = f"{row[column]:+.2f} pt, {row['verdict']}"
-        changed += said["plain"] != said["mix-trained"]
+        if any(math.isnan(by_classifier.loc[c, "standard error"]) for c in ("plain", "mix-trained")):
+            one_seed += 1
+        else:
+            judged += 1
+            changed += said["plain"] != said["mix-trained"]
         lines.append(f"- **{architecture} {bits}**: {names[0]} minus {names[1]} is {said['plain text']} on the plain "
                      f"classifier and {said['mix-trained text']} on the mix-trained one.")
-    if not compared:
+    if not judged + one_seed:
         return (f"No setting has {names[0]} and {names[1]} runs on both a plain and a mix-trained classifier yet, so "
                 "there is nothing to conclude.")
-    settings = f"{compared} setting{'s' * (compared != 1)} compared"
-    answer = (f"does not change the answer: the verdict is the same in all {settings}" if not changed else
-              f"changes the verdict in {changed} of the {settings}")
-    lines.append(f"- **In short**: a classifier that has seen mixed pictures {answer}.")
+    if not judged:
+        have = "1 setting has" if one_seed == 1 else f"{one_seed} settings have"
+        lines.append(f"- **In short**: no verdict yet. {have} both classifiers, but with one seed on a side, so "
+                     "there is no seed spread to judge a change of verdict against.")
+        return "\n".join(lines)
+    settings = f"{judged} setting{'s' * (judged != 1)} with seeds on both sides"
+    answer = (f"does not change the answer: the verdict is the same in {'the' if judged == 1 else 'all'} {settings}"
+              if not changed else f"changes the verdict in {changed} of the {settings}")
+    rest = f" ({one_seed} more with one seed on a side are left out)" if one_seed else ""
+    lines.append(f"- **In short**: a classifier that has seen mixed pictures {answer}{rest}.")
     return "\n".join(lines)
 
 

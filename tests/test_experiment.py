@@ -137,11 +137,17 @@ def test_classifier_comparison_sets_each_mix_trained_model_beside_its_plain_twin
     assert ("**resnet18 W2A4**: mixup-class minus single-class is -2.00 pt, behind, beyond seed "
             "spread on the plain classifier and +0.10 pt, within seed spread on the mix-trained one.") in text
     assert "W2A2" not in text  # no mix-trained run there: nothing to compare
-    assert "changes the verdict in 1 of the 1 setting compared" in text
+    assert "changes the verdict in 1 of the 1 setting with seeds on both sides." in text
     same = comparison.assign(verdict="within seed spread")
-    assert "does not change the answer: the verdict is the same in all 1 setting compared" in \
+    assert "does not change the answer: the verdict is the same in the 1 setting with seeds on both sides." in \
         report.classifier_conclusion(same)
     assert "nothing to conclude" in report.classifier_conclusion(comparison.iloc[:1])
+    # one seed on the mix-trained side: the setting is listed, but no verdict is compared or claimed
+    one_seed = report.classifier_comparison(table.assign(seeds=[3, 3, 1, 1, 3, 3, 3, 3]))
+    text = report.classifier_conclusion(one_seed)
+    assert "+0.10 pt, one seed: no spread to compare on the mix-trained one" in text
+    assert "no verdict yet. 1 setting has both classifiers, but with one seed on a side" in text
+    assert "change the answer" not in text and "changes the verdict" not in text
     assert report.classifier_comparison(table[table["model"] == "mobilenetv2_100"]).empty
 
 
