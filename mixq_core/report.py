@@ -640,6 +640,20 @@ def regimes_frame(records_by_regime: dict[str, list[dict]]):
     return labelled_frame(records_by_regime, "regime")
 
 
+def grid_status(configs: list[ExperimentConfig], results_dir: str | os.PathLike | None = None):
+    """One row per experiment of ``configs``: model, bits, steps, data, seed, and whether its record exists."""
+    import pandas as pd
+
+    results_dir = RESULTS_DIR if results_dir is None else results_dir
+    rows = []
+    for config in configs:
+        resolved = config.resolved()
+        rows.append({"model": resolved.model, "bits": f"W{resolved.w_bits}A{resolved.a_bits}", "steps": resolved.iters,
+                     "data": resolved.data, "seed": resolved.seed,
+                     "done": stored_record(config, results_dir) is not None})
+    return pd.DataFrame(rows, columns=["model", "bits", "steps", "data", "seed", "done"])
+
+
 def grid_progress(profile: str, sections: Sequence[str] = GRID_SECTIONS,
                   results_dir: str | os.PathLike | None = None):
     """How far the profile's grid has run: one row per model, bits and steps, one column per source, each cell
@@ -647,16 +661,10 @@ def grid_progress(profile: str, sections: Sequence[str] = GRID_SECTIONS,
     The long grids run across sessions, so a chapter says what it computes from."""
     import pandas as pd
 
-    results_dir = RESULTS_DIR if results_dir is None else results_dir
-    rows = []
-    for config in grid_section_configs(profile, tuple(sections)):
-        resolved = config.resolved()
-        rows.append({"model": resolved.model, "bits": f"W{resolved.w_bits}A{resolved.a_bits}",
-                     "steps": resolved.iters, "data": resolved.data,
-                     "done": stored_record(config, results_dir) is not None})
-    if not rows:
+    status = grid_status(grid_section_configs(profile, tuple(sections)), results_dir)
+    if status.empty:
         return pd.DataFrame()
-    cells = pd.DataFrame(rows).groupby(["model", "bits", "steps", "data"], sort=False)["done"].agg(["sum", "size"])
+    cells = status.groupby(["model", "bits", "steps", "data"], sort=False)["done"].agg(["sum", "size"])
     cells["seeds run"] = [f"{done}/{planned}" for done, planned in zip(cells["sum"], cells["size"], strict=True)]
     wide = cells["seeds run"].unstack("data")
     return wide[[s for s in SOURCE_ORDER if s in wide.columns]].fillna("—")
@@ -679,32 +687,25 @@ def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | 
     bits, steps, data, seed, done, seconds, basis (what the estimate came from)."""
     import statistics
 
-    import pandas as pd
-
     results_dir = Path(RESULTS_DIR if results_dir is None else results_dir)
     known = [(folder.name, record) for folder in sorted((results_dir / PTQ_KIND).glob("*")) if folder.is_dir()
              for record in load_records(f"{PTQ_KIND}/{folder.name}", results_dir)]
-    rows = []
-    for config in configs:
-        resolved = config.resolved()
-        row = {"model": resolved.model, "bits": f"W{resolved.w_bits}A{resolved.a_bits}", "steps": resolved.iters,
-               "data": resolved.data, "seed": resolved.seed, "done": stored_record(config, results_dir) is not None,
-               "seconds": float("nan"), "basis": ""}
-        same_model = [(profile, r) for profile, r in known if r["metrics"]["config"]["model"] == resolved.model]
-        if not row["done"] and not same_model:
-            row["basis"] = f"no record of {resolved.model} yet"
-        elif not row["done"]:
-            steps = resolved.iters if any(r["metrics"]["config"]["iters"] == resolved.iters for _, r in same_model) \
-                else max(r["metrics"]["config"]["iters"] for _, r in same_model)
-            chosen = [(profile, r) for profile, r in same_model if r["metrics"]["config"]["iters"] == steps]
-            chosen = [r for profile, r in chosen if profile == resolved.profile] or [r for _, r in chosen]
-            scale = resolved.iters / steps
-            row["seconds"] = statistics.median(
-                run_seconds(r) + (scale - 1) * sum(unit["seconds"] for unit in r["metrics"]["units"]) for r in chosen)
-            row["basis"] = (f"median of {len(chosen)} runs at {steps} steps" if scale == 1 else
-                            f"{len(chosen)} runs at {steps} steps, reconstruction scaled ×{scale:g}")
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["model", "bits", "steps", "data", "seed", "done", "seconds", "basis"])
+    plan = grid_status(configs, results_dir).assign(seconds=float("nan"), basis="")
+    for index, row in plan[~plan["done"]].iterrows():
+        same_model = [(profile, r) for profile, r in known if r["metrics"]["config"]["model"] == row["model"]]
+        if not same_model:
+            plan.loc[index, "basis"] = f"no record of {row['model']} yet"
+            continue
+        steps = row["steps"] if any(r["metrics"]["config"]["iters"] == row["steps"] for _, r in same_model) \
+            else max(r["metrics"]["config"]["iters"] for _, r in same_model)
+        chosen = [(profile, r) for profile, r in same_model if r["metrics"]["config"]["iters"] == steps]
+        chosen = [r for profile, r in chosen if profile == configs[index].profile] or [r for _, r in chosen]
+        scale = row["steps"] / steps
+        plan.loc[index, "seconds"] = statistics.median(
+            run_seconds(r) + (scale - 1) * sum(unit["seconds"] for unit in r["metrics"]["units"]) for r in chosen)
+        plan.loc[index, "basis"] = (f"median of {len(chosen)} runs at {steps} steps" if scale == 1 else
+                                    f"{len(chosen)} runs at {steps} steps, reconstruction scaled ×{scale:g}")
+    return plan
 
 
 def rounding_summary(records: list[dict]):
