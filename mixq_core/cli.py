@@ -127,25 +127,17 @@ def _cmd_grid(args) -> dict:
 
 def _grid_plan(args, configs) -> dict:
     """``mixq grid --plan``: what the selection still has to run, per cell, and an estimate of how long."""
-    from .report import grid_plan
+    from .report import grid_plan, plan_cells
 
     plan = grid_plan(configs)
     left = plan[~plan["done"]]
-    cells = []
-    for (model, bits, steps, data), rows in plan.groupby(["model", "bits", "steps", "data"], sort=False):
-        waiting = rows[~rows["done"]]
-        unknown = waiting["seconds"].isna().any()  # no record of the model yet: null, not a guess (and not NaN)
-        cells.append({"model": model, "bits": bits, "steps": int(steps), "data": data,
-                      "seeds_run": f"{int(rows['done'].sum())}/{len(rows)}",
-                      "hours_left": None if unknown else round(float(waiting["seconds"].sum()) / 3600, 2),
-                      "estimate_from": waiting["basis"].iloc[0] if len(waiting) else ""})
     known = left["seconds"].notna()
     return {"profile": args.profile, "section": args.section, "experiments": len(plan), "done": int(plan["done"].sum()),
             "left": len(left), "hours_left": round(float(left.loc[known, "seconds"].sum()) / 3600, 1),
             "left_without_estimate": int((~known).sum()),
             "note": "single-process hours, estimated from the records under the results folder (the machines and "
                     "threads that made them); synthesis of sets not yet made comes on top",
-            "cells": cells}
+            "cells": plan_cells(plan)}
 
 
 def _cmd_evaluate(args) -> dict:

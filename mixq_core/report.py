@@ -656,12 +656,17 @@ def grid_status(configs: list[ExperimentConfig], results_dir: str | os.PathLike 
 
 def grid_progress(profile: str, sections: Sequence[str] = GRID_SECTIONS,
                   results_dir: str | os.PathLike | None = None):
-    """How far the profile's grid has run: one row per model, bits and steps, one column per source, each cell
-    ``"done/planned"`` (seeds with a record against seeds in the plan; a dash where the plan has no such cell).
+    """How far the profile's grid has run: :func:`progress_table` of its :func:`grid_status`.
     The long grids run across sessions, so a chapter says what it computes from."""
+    return progress_table(grid_status(grid_section_configs(profile, tuple(sections)), results_dir))
+
+
+def progress_table(status):
+    """One row per model, bits and steps, one column per source, each cell ``"done/planned"`` (seeds with a
+    record against seeds in the plan; a dash where the plan has no such cell), from a :func:`grid_status` or
+    :func:`grid_plan` frame."""
     import pandas as pd
 
-    status = grid_status(grid_section_configs(profile, tuple(sections)), results_dir)
     if status.empty:
         return pd.DataFrame()
     cells = status.groupby(["model", "bits", "steps", "data"], sort=False)["done"].agg(["sum", "size"])
@@ -706,6 +711,21 @@ def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | 
         plan.loc[index, "basis"] = (f"median of {len(chosen)} runs at {steps} steps" if scale == 1 else
                                     f"{len(chosen)} runs at {steps} steps, reconstruction scaled ×{scale:g}")
     return plan
+
+
+def plan_cells(plan) -> list[dict]:
+    """A :func:`grid_plan` frame per cell (model, bits, steps, data): the seeds with a record against those
+    planned, the hours the others should take (None, not a guess, where a run has no estimate), and what the
+    estimate came from."""
+    cells = []
+    for (model, bits, steps, data), rows in plan.groupby(["model", "bits", "steps", "data"], sort=False):
+        waiting = rows[~rows["done"]]
+        unknown = waiting["seconds"].isna().any()
+        cells.append({"model": model, "bits": bits, "steps": int(steps), "data": data,
+                      "seeds_run": f"{int(rows['done'].sum())}/{len(rows)}",
+                      "hours_left": None if unknown else round(float(waiting["seconds"].sum()) / 3600, 2),
+                      "estimate_from": waiting["basis"].iloc[0] if len(waiting) else ""})
+    return cells
 
 
 def rounding_summary(records: list[dict]):

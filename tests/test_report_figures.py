@@ -203,7 +203,7 @@ def test_the_grid_plan_estimates_from_records_of_the_same_model_and_steps(tmp_pa
     import shutil
 
     from mixq_core.experiment import grid_configs
-    from mixq_core.report import grid_plan, run_seconds
+    from mixq_core.report import grid_plan, grid_progress, plan_cells, progress_table, run_seconds
     from mixq_core.results import RESULTS_DIR
 
     committed = sorted((RESULTS_DIR / "ptq" / "mini-long").glob("*.json"))
@@ -222,6 +222,13 @@ def test_the_grid_plan_estimates_from_records_of_the_same_model_and_steps(tmp_pa
     assert longer["seconds"].tolist() == pytest.approx([run_seconds(record) + 3 * unit_seconds] * 2)
     unknown = waiting[waiting["model"] == "mobilenetv2_100"]
     assert unknown["seconds"].isna().all() and (unknown["basis"] == "no record of mobilenetv2_100 yet").all()
+
+    config = record["metrics"]["config"]
+    cells = {(c["model"], c["bits"], c["steps"], c["data"]): c for c in plan_cells(plan)}
+    own = cells[(config["model"], f"W{config['w_bits']}A{config['a_bits']}", config["iters"], config["data"])]
+    assert own["seeds_run"] == "1/3" and own["hours_left"] == round(2 * run_seconds(record) / 3600, 2)
+    assert cells[("mobilenetv2_100", "W2A4", 2000, "real")]["hours_left"] is None  # no guess without a record
+    assert progress_table(plan).equals(grid_progress("mini-long", sections=("grid_cnn",), results_dir=tmp_path))
 
 
 def test_grid_plan_on_the_command_line_is_strict_json_whose_counts_add_up(capsys):
