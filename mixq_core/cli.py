@@ -85,15 +85,16 @@ def _cmd_train_mini_generator(args) -> dict:
     return {"out": str(out), **summary}
 
 
-def _only(configs: list, field: str, wanted: list | None, where: str) -> list:
+def _only(configs: list, field: str, wanted: list | None, where: str, label: str | None = None) -> list:
     """The configs whose ``field`` is one of ``wanted`` (all when None); a wanted value that no config has
-    is an error, so a typo never selects nothing."""
+    is an error, so a typo never selects nothing. ``label`` names the field in that error (default: ``field``)."""
     if wanted is None:
         return configs
+    label = label or field
     have = sorted({getattr(c, field) for c in configs}, key=str)
     missing = [value for value in wanted if value not in have]
     if missing:
-        raise ConfigError(f"{where} has no experiment with {field} {missing[0]!r}; its {field}s: "
+        raise ConfigError(f"{where} has no experiment with {label} {missing[0]!r}; its {label}s: "
                           f"{', '.join(map(str, have)) or 'none'}{did_you_mean(missing[0], map(str, have))}")
     return [c for c in configs if getattr(c, field) in wanted]
 
@@ -108,7 +109,9 @@ def _cmd_grid(args) -> dict:
     else:
         configs = grid_configs(args.profile, args.section)
     where = f"section {args.section!r} of profile {args.profile!r}"
-    configs = _only(_only(configs, "model", args.models, where), "seed", args.seeds, where)
+    configs = _only(configs, "model", args.models, where)
+    configs = _only(configs, "data", args.data, where, label="source")
+    configs = _only(configs, "seed", args.seeds, where)
     configs = list(dict.fromkeys(configs))  # ablation factors share their centre cell
     if args.by_seed:  # shortest schedule first, and in it every cell's seed 0 before any seed 1
         configs = sorted(configs, key=lambda c: (c.resolved().iters, c.seed))
@@ -398,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(grid)
     grid.add_argument("--section", default="grid_cnn", help="grid_cnn, grid_vit or ablations")
     grid.add_argument("--models", nargs="+", default=None, help="only these models of the section (default: all)")
+    grid.add_argument("--data", nargs="+", default=None, metavar="SOURCE",
+                      help="only these calibration sources of the section, e.g. single mixup (default: all)")
     grid.add_argument("--seeds", nargs="+", type=SEED.parse, default=None, metavar="SEED",
                       help=f"only these seeds of the section, each {SEED.span()} (default: all)")
     grid.add_argument("--force", action="store_true", help="rerun experiments whose record exists")

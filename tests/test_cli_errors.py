@@ -172,6 +172,9 @@ CASES = {
                               "profile name '../../x' is not a plain name"),
     "grid --models resnet99": Case([*GRID, "--models", "resnet99"],
                                    "section 'grid_cnn' of profile 'smoke' has no experiment with model 'resnet99'"),
+    "grid --data mixpu": Case([*GRID, "--data", "mixpu"],
+                              "has no experiment with source 'mixpu'; its sources: genq, mixup, noise, real, single; "
+                              "did you mean 'mixup'?"),
     "grid --seeds 42": Case([*GRID, "--seeds", "42"], "has no experiment with seed 42; its seeds: 0"),
     "grid --models (none)": Case([*GRID, "--models"], "argument --models: expected at least one argument"),
     "evaluate --topk 99": Case([*EVALUATE, "--data", SET, "--topk", "99"],

@@ -245,3 +245,16 @@ def test_grid_plan_on_the_command_line_is_strict_json_whose_counts_add_up(capsys
     assert plan["experiments"] == plan["done"] + plan["left"]
     assert plan["done"] == sum(int(cell["seeds_run"].split("/")[0]) for cell in plan["cells"])
     assert plan["experiments"] == sum(int(cell["seeds_run"].split("/")[1]) for cell in plan["cells"])
+
+
+def test_grid_data_selects_only_those_sources(capsys):
+    import json
+
+    from mixq_core.cli import main
+
+    assert main(["grid", "--profile", "mini-long", "--models", "resnet18_mix", "--data", "single", "mixup",
+                 "--seeds", "1", "2", "--plan"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert {(cell["data"], cell["bits"]) for cell in plan["cells"]} == {
+        (data, bits) for data in ("single", "mixup") for bits in ("W2A4", "W2A2")}
+    assert plan["experiments"] == 8  # 2 sources × 2 bits × seeds 1 and 2
