@@ -490,7 +490,9 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
                 "partners": "partners", "guidance": "guidance", "unit_index": "block", "bits": "bits",
                 "model": "model", "seed": "seed", "mean_entropy": "prediction entropy (mean)",
                 "top1_coverage": "classes predicted (share)", "top1_entropy": "entropy of predicted classes",
-                "feature_mean_distance": "feature distance (mean pairwise)", "n_images": "images"}
+                "feature_mean_distance": "feature distance (mean pairwise)", "n_images": "images",
+                "median_minutes": "median (min)", "fastest": "fastest (min)", "slowest": "slowest (min)",
+                "machines": "processor"}
 
 
 def readable(frame, digits: int = 2):
@@ -681,6 +683,26 @@ def run_seconds(record: dict) -> float:
     seconds = record["metrics"]["seconds"]
     return sum(seconds.get(part, 0.0) for part in ("setup_seconds", "quantize_seconds", "eval_seconds",
                                                     "diversity_seconds"))
+
+
+def run_times(records: list[dict]):
+    """What the runs cost, per model and schedule: number of runs, the median and range of
+    :func:`run_seconds` in minutes, and the processors and threads that spent them (as the records state;
+    records made before they stated it count as "not recorded")."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        config, made = record["metrics"]["config"], record["provenance"]
+        rows.append({"model": config["model"], "steps": config["iters"], "minutes": run_seconds(record) / 60,
+                     "cpu": made.get("gpu") or made.get("cpu") or "not recorded",
+                     "threads": str(made["threads"]) if "threads" in made else "not recorded"})
+    frame = pd.DataFrame(rows, columns=["model", "steps", "minutes", "cpu", "threads"])
+    table = frame.groupby(["model", "steps"], sort=False).agg(
+        runs=("minutes", "size"), median_minutes=("minutes", "median"), fastest=("minutes", "min"),
+        slowest=("minutes", "max"), machines=("cpu", lambda v: ", ".join(sorted(set(v)))),
+        threads=("threads", lambda v: ", ".join(sorted(set(v)))))
+    return table.round(1).reset_index()
 
 
 def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | None = None):

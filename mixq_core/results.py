@@ -36,13 +36,27 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_name() -> str | None:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` knows), or None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def provenance() -> dict:
-    """Versions and machine facts that a reader needs to judge a result."""
+    """Versions and machine facts that a reader needs to judge a result: a run's seconds mean little
+    without the processor and the threads that spent them."""
     import timm
     import torch
 
+    cuda = torch.cuda.is_available()
     return {"torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "cuda": torch.cuda.is_available(), "git_commit": git_commit(),
+            "machine": platform.machine(), "cpu": cpu_name(), "threads": torch.get_num_threads(), "cuda": cuda,
+            "gpu": torch.cuda.get_device_name() if cuda else None, "git_commit": git_commit(),
             "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

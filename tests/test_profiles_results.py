@@ -3,6 +3,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from mixq_core import experiment, models, results
@@ -92,6 +93,8 @@ def test_record_round_trip_carries_provenance(tmp_path):
     record = json.loads(path.read_text())
     assert record["metrics"] == {"top1": 91.5} and record["config_hash"] == path.stem
     assert {"torch", "timm", "git_commit", "time_utc"} <= record["provenance"].keys()
+    assert record["provenance"]["threads"] == torch.get_num_threads() >= 1  # what a run's seconds were spent on
+    assert record["provenance"]["cpu"] is None or record["provenance"]["cpu"].strip()
     assert results.load_records("fp", tmp_path) == [record]
     assert results.load_record("fp", {"model": "other"}, tmp_path) is None
 

@@ -258,3 +258,22 @@ def test_grid_data_selects_only_those_sources(capsys):
     assert {(cell["data"], cell["bits"]) for cell in plan["cells"]} == {
         (data, bits) for data in ("single", "mixup") for bits in ("W2A4", "W2A2")}
     assert plan["experiments"] == 8  # 2 sources × 2 bits × seeds 1 and 2
+
+
+def test_run_times_give_the_median_minutes_per_model_and_schedule_and_say_what_spent_them():
+    from mixq_core.report import run_times
+
+    def record(model, iters, quantize_seconds, made):
+        return {"metrics": {"config": {"model": model, "iters": iters},
+                            "seconds": {"quantize_seconds": quantize_seconds, "eval_seconds": 60.0,
+                                        "synthesis_seconds": 9999.0}},
+                "provenance": made}
+
+    new = {"cpu": "AMD EPYC", "threads": 1, "gpu": None}
+    records = [record("resnet18", 5000, 1740.0, new), record("resnet18", 5000, 2340.0, {}),
+               record("resnet18", 5000, 1980.0, new), record("deit_mini", 2000, 540.0, {**new, "gpu": "H200"})]
+    table = run_times(records).set_index(["model", "steps"])
+    long = table.loc[("resnet18", 5000)]
+    assert (long["runs"], long["median_minutes"], long["fastest"], long["slowest"]) == (3, 34.0, 30.0, 40.0)
+    assert long["machines"] == "AMD EPYC, not recorded" and long["threads"] == "1, not recorded"
+    assert table.loc[("deit_mini", 2000), "machines"] == "H200"  # synthesis (shared by cells) left out above
