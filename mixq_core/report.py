@@ -778,43 +778,71 @@ def source_ranks(table, by=("model", "bits")):
     return ranked
 
 
-def regime_comparison(short_table, long_table, by=("model", "bits")):
-    """Short and long schedule side by side, one row per group and source: mean ± std and rank in each,
-    for the groups and sources both regimes have."""
+def ranked_in_both(short_table, long_table, by=("model", "bits")):
+    """The groups and sources both regimes have, with each regime's mean, std and rank (1 = highest mean
+    top-1) among the sources both have, so a source run in one regime only does not shift the ranks."""
     import pandas as pd
 
     keys = [*by, "data"]
-    short, long = source_ranks(short_table, by), source_ranks(long_table, by)
-    both = pd.merge(short[[*keys, "top1_mean", "top1_std", "rank"]], long[[*keys, "top1_mean", "top1_std", "rank"]],
-                    on=keys, suffixes=(" short", " long"))
-    if both.empty:
-        return both
-    # Ranks among the sources both regimes have, so a source run in one regime only does not shift them.
+    columns = [*keys, "top1_mean", "top1_std"]
+    both = pd.merge(short_table[columns], long_table[columns], on=keys, suffixes=(" short", " long"))
     for regime in ("short", "long"):
         both[f"rank {regime}"] = both.groupby(list(by), sort=False)[f"top1_mean {regime}"].rank(
             ascending=False, method="min").astype(int)
+    return both
+
+
+def regime_comparison(short_table, long_table, by=("model", "bits")):
+    """Short and long schedule side by side, one row per group and source: mean ± std and rank in each
+    (:func:`ranked_in_both`)."""
+    both = ranked_in_both(short_table, long_table, by)
+    if both.empty:
+        return both
+    for regime in ("short", "long"):
         both[f"top-1 {regime}"] = [mean_std(m, sd) for m, sd in zip(both[f"top1_mean {regime}"],
                                                                      both[f"top1_std {regime}"], strict=True)]
     both["long − short"] = (both["top1_mean long"] - both["top1_mean short"]).round(2)
-    return both[[*keys, "top-1 short", "rank short", "top-1 long", "rank long", "long − short"]]
+    return both[[*by, "data", "top-1 short", "rank short", "top-1 long", "rank long", "long − short"]]
 
 
-def ranking_changes(comparison, by=("model", "bits")) -> list[str]:
-    """Per group of a :func:`regime_comparison`: the order of sources in each regime, in one sentence."""
+def ranking_changes(short_table, long_table, by=("model", "bits")) -> list[str]:
+    """Per group that both regimes ran, one sentence: mixup-class's rank in each regime, and every pair of
+    sources that trades places, with the pair's gap in each regime (so a swap of two sources 0.04 pt apart
+    reads as what it is)."""
+    from itertools import combinations
+
     lines = []
-    for key, group in comparison.groupby(list(by), sort=False):
-        name = " ".join(key) if isinstance(key, tuple) else str(key)
-        short = " > ".join(group.sort_values("rank short")["data"])
-        long = " > ".join(group.sort_values("rank long")["data"])
-        same = "the same order" if short == long else "a different order"
-        lines.append(f"{name}: short {short}; long {long} ({same})")
+    for key, group in ranked_in_both(short_table, long_table, by).groupby(list(by), sort=False):
+        name = " ".join(map(str, key)) if isinstance(key, tuple) else str(key)
+        rows = group.set_index("data")
+        parts = []
+        if "mixup" in rows.index:
+            short_rank, long_rank = rows.loc["mixup", "rank short"], rows.loc["mixup", "rank long"]
+            where = (f"{_ordinal(short_rank)} of {len(rows)} in both" if short_rank == long_rank else
+                     f"{_ordinal(short_rank)} of {len(rows)} short, {_ordinal(long_rank)} long")
+            parts.append(f"{SOURCE_LABELS['mixup']} {where}")
+        swaps = []
+        for a, b in combinations(rows.sort_values("rank short").index, 2):  # a ranks above b in the short regime
+            above_short = rows.loc[a, "rank short"] < rows.loc[b, "rank short"]
+            if above_short and rows.loc[a, "rank long"] > rows.loc[b, "rank long"]:
+                gaps = {regime: rows.loc[a, f"top1_mean {regime}"] - rows.loc[b, f"top1_mean {regime}"]
+                        for regime in ("short", "long")}
+                swaps.append(f"{SOURCE_LABELS.get(a, a)} − {SOURCE_LABELS.get(b, b)} {gaps['short']:+.2f} pt short, "
+                             f"{gaps['long']:+.2f} pt long")
+        parts.append("the same order" if not swaps else "trading places: " + "; ".join(swaps))
+        lines.append(f"{name}: " + ", ".join(parts))
     return lines
 
 
-def regime_conclusion(long_table, versus: dict[str, object], comparison, rounding) -> str:
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def regime_conclusion(short_table, long_table, versus: dict[str, object], rounding) -> str:
     """The chapter's plain conclusion, computed: for each comparison in ``versus`` (``{"single": table of
     compare_sources(long, "mixup", "single"), ...}``) the verdicts in the long schedule, whether the ranking
-    of sources changed from the short schedule, and how much rounding the long schedule hardened."""
+    of sources changed from the short schedule (:func:`ranking_changes`), and how much rounding the long
+    schedule hardened."""
     if long_table.empty:
         return "No long-schedule record exists yet, so there is nothing to conclude."
     lines = []
@@ -828,11 +856,11 @@ def regime_conclusion(long_table, versus: dict[str, object], comparison, roundin
             cells.append(f"{row['model']} {row['bits']} {row[column]:+.2f} pt ({row['verdict']})")
         lines.append(f"- **mixup-class − {SOURCE_LABELS.get(other, other)}** in the long schedule: "
                      + "; ".join(cells) + ".")
-    if not comparison.empty:
-        changed = [line for line in ranking_changes(comparison) if "different order" in line]
-        lines.append(f"- **Ranking of sources, short against long**: {len(changed)} of "
-                     f"{comparison.groupby(['model', 'bits']).ngroups} settings change order"
-                     + (f" ({'; '.join(changed)})" if changed else "") + ".")
+    changes = ranking_changes(short_table, long_table)
+    if changes:
+        changed = sum("trading places" in line for line in changes)
+        lines.append(f"- **Ranking of sources, short against long**: {changed} of {len(changes)} settings change "
+                     "order. " + ". ".join(changes) + ".")
     if not rounding.empty:
         by_profile = rounding.groupby("iters")[["soft_share", "flipped_share"]].mean()
         parts = [f"{int(iters)} steps: {100 * row['soft_share']:.1f} % of rounding variables still soft before "

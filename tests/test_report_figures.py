@@ -277,3 +277,38 @@ def test_run_times_give_the_median_minutes_per_model_and_schedule_and_say_what_s
     assert (long["runs"], long["median_minutes"], long["fastest"], long["slowest"]) == (3, 34.0, 30.0, 40.0)
     assert long["machines"] == "AMD EPYC, not recorded" and long["threads"] == "1, not recorded"
     assert table.loc[("deit_mini", 2000), "machines"] == "H200"  # synthesis (shared by cells) left out above
+
+
+def _summary(means: dict[str, float], model="resnet18", bits="W2A4"):
+    import pandas as pd
+
+    return pd.DataFrame([{"model": model, "bits": bits, "data": data, "top1_mean": mean, "top1_std": 0.1,
+                          "seeds": 3, "fp_top1": 93.0} for data, mean in means.items()])
+
+
+def test_the_regime_comparison_ranks_only_the_sources_both_schedules_ran():
+    from mixq_core.report import regime_comparison
+
+    short = _summary({"real": 91.6, "single": 91.2, "mixup": 90.9, "noise": 89.0})
+    long = _summary({"real": 92.4, "single": 91.9, "mixup": 91.6})  # no noise cell in the long schedule
+    both = regime_comparison(short, long).set_index("data")
+    assert list(both.index) == ["real", "single", "mixup"]
+    assert both["rank short"].tolist() == [1, 2, 3] and both["rank long"].tolist() == [1, 2, 3]
+    assert both.loc["mixup", "long − short"] == pytest.approx(0.7)
+    assert both.loc["single", "top-1 short"] == "91.20 ± 0.10"
+
+
+def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
+    from mixq_core.report import ranking_changes, regime_conclusion
+
+    short = _summary({"real": 91.6, "single": 91.2, "single-cutmix": 91.25, "mixup": 90.9})
+    same = _summary({"real": 92.4, "single": 91.9, "single-cutmix": 91.95, "mixup": 91.6})
+    assert ranking_changes(short, same) == ["resnet18 W2A4: mixup-class 4th of 4 in both, the same order"]
+    swapped = _summary({"real": 92.4, "single": 91.9, "single-cutmix": 91.8, "mixup": 92.0})
+    (line,) = ranking_changes(short, swapped)
+    assert line.startswith("resnet18 W2A4: mixup-class 4th of 4 short, 2nd long, trading places: ")
+    assert "single + image CutMix − single-class +0.05 pt short, -0.10 pt long" in line
+    assert "single-class − mixup-class +0.30 pt short, -0.10 pt long" in line
+    assert line.count(" pt short") == 3  # CutMix/single, CutMix/mixup and single/mixup; real stays first
+    conclusion = regime_conclusion(short, swapped, {}, swapped.iloc[:0])
+    assert "**Ranking of sources, short against long**: 1 of 1 settings change order." in conclusion
