@@ -312,3 +312,46 @@ def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
     assert line.count(" pt short") == 3  # CutMix/single, CutMix/mixup and single/mixup; real stays first
     conclusion = regime_conclusion(short, swapped, {}, swapped.iloc[:0])
     assert "**Ranking of sources, short against long**: 1 of 1 settings change order." in conclusion
+
+
+def _record_with_units(data, seed, units, top1=90.0, iters=5000):
+    """A record as the engine writes it, reduced to what the unit summaries read."""
+    return {"metrics": {"config": {"model": "resnet18", "w_bits": 2, "a_bits": 4, "data": data, "seed": seed,
+                                   "iters": iters},
+                        "profile": "mini-long", "n_calib": 1024, "engine": 2, "top1": top1, "units": units},
+            "provenance": {}}
+
+
+def _unit(name, grad_norms, generalization, soft=None, flipped=None):
+    return {"name": name, "grad_norm_rounding": grad_norms, "generalization_error": generalization,
+            "probe_steps": [500 * (i + 1) for i in range(len(generalization))], "probe_loss_after": 0.5,
+            "loss_after": 0.4, "soft_share": soft, "flipped_share": flipped}
+
+
+def test_run_probes_average_each_runs_blocks_the_way_the_paper_reads_them():
+    from mixq_core.report import run_probes, unit_traces
+
+    records = [_record_with_units("mixup", 0, [_unit("layer1.0", [1.0, 3.0], [0.5, 0.2]),
+                                               _unit("layer1.1", [4.0, 4.0], [0.9, 0.6])], top1=91.0),
+               _record_with_units("single", 0, [_unit("layer1.0", [2.0, 2.0], [0.1, 0.1])])]
+    probes = run_probes(records).set_index("data")
+    # per block: mean gradient norm over the run, generalization error at its last probe; then mean over blocks
+    assert probes.loc["mixup", "grad_norm"] == pytest.approx((2.0 + 4.0) / 2)
+    assert probes.loc["mixup", "generalization_error"] == pytest.approx((0.2 + 0.6) / 2)
+    assert probes.loc["mixup", "top1"] == 91.0 and probes.loc["single", "grad_norm"] == 2.0
+    trace = unit_traces(records[:1], "generalization_error")
+    assert trace["step"].tolist() == [500, 1000, 500, 1000] and trace["unit_index"].tolist() == [0, 0, 1, 1]
+
+
+def test_rounding_summary_is_the_mean_over_units_and_nan_for_records_without_the_diagnostics():
+    import math
+
+    from mixq_core.report import rounding_summary
+
+    new = _record_with_units("real", 0, [_unit("stem", [1.0], [0.1], soft=0.02, flipped=0.10),
+                                         _unit("layer1.0", [1.0], [0.1], soft=0.06, flipped=0.08)])
+    old = _record_with_units("real", 1, [_unit("stem", [1.0], [0.1])], iters=200)
+    del old["metrics"]["engine"]  # records of the first engine do not say so
+    table = rounding_summary([new, old])
+    assert table.loc[0, "soft_share"] == pytest.approx(0.04) and table.loc[0, "flipped_share"] == pytest.approx(0.09)
+    assert math.isnan(table.loc[1, "soft_share"]) and table.loc[1, "engine"] == 1 and table.loc[1, "iters"] == 200
