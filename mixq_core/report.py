@@ -771,13 +771,6 @@ def rounding_summary(records: list[dict]):
     return pd.DataFrame(rows)
 
 
-def source_ranks(table, by=("model", "bits")):
-    """A :func:`summary_table` with ``rank``: 1 for the source with the highest mean top-1 in its group."""
-    ranked = table.copy()
-    ranked["rank"] = ranked.groupby(list(by), sort=False)["top1_mean"].rank(ascending=False, method="min")
-    return ranked
-
-
 def ranked_in_both(short_table, long_table, by=("model", "bits")):
     """The groups and sources both regimes have, with each regime's mean, std and rank (1 = highest mean
     top-1) among the sources both have, so a source run in one regime only does not shift the ranks."""
