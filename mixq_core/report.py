@@ -860,7 +860,33 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
                  f"hardening, {100 * row['flipped_share']:.2f} % of weights rounded away from nearest"
                  for iters, row in by_profile.iterrows()]
         lines.append("- **How much reconstruction happened** (mean over runs and units): " + "; ".join(parts) + ".")
+    lines.append(_long_schedule_in_short(long_table, versus))
     return "\n".join(lines)
+
+
+def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
+    """The conclusion's last line: where mixup-class prompts rank among the generated sources (real images
+    and noise left out) in each long-schedule setting, and the tally of their verdicts against the baselines."""
+    import pandas as pd
+
+    generated = long_table[~long_table["data"].isin(["real", "noise"])]
+    settings = last = 0
+    for _, group in generated.groupby(["model", "bits"], sort=False):
+        if "mixup" in set(group["data"]) and len(group) > 1:
+            settings += 1
+            last += bool(group.loc[group["data"] == "mixup", "top1_mean"].iloc[0] <= group["top1_mean"].min())
+    tables = [t.rename(columns={t.columns[len(t.columns) - 3]: "difference"}) for t in versus.values() if not t.empty]
+    if not settings or not tables:
+        return "- **In short**: no long-schedule setting has mixup-class and another generated source yet."
+    counts = verdict_counts(pd.concat(tables), "difference", by=None)
+    text = (f"- **In short**: in the long schedule, mixup-class prompts are last among the generated sources in "
+            f"{last} of {settings} settings. Of their {int(counts.sum())} comparisons with a baseline, "
+            f"{counts['worse']} are behind beyond the seed spread, {counts['better']} ahead beyond it, "
+            f"{counts['within seed spread']} within it")
+    if counts["one seed"]:
+        rest = "still rests" if counts["one seed"] == 1 else "still rest"
+        return text + f", and {counts['one seed']} {rest} on one seed: no verdict there until its seeds have run."
+    return text + "."
 
 
 def provenance_line(records: list[dict]) -> str:

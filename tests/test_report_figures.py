@@ -314,6 +314,24 @@ def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
     assert "**Ranking of sources, short against long**: 1 of 1 settings change order." in conclusion
 
 
+def test_the_conclusion_counts_where_mixup_is_last_and_tallies_its_verdicts():
+    import pandas as pd
+
+    from mixq_core.report import compare_sources, regime_conclusion
+
+    w2a4 = _summary({"real": 92.4, "single": 91.9, "genq": 91.7, "mixup": 91.5, "noise": 89.0})
+    w2a2 = _summary({"real": 90.5, "single": 89.3, "mixup": 89.6}, bits="W2A2").assign(seeds=1)
+    long = pd.concat([w2a4, w2a2], ignore_index=True)
+    versus = {other: compare_sources(long, "mixup", other) for other in ("single", "genq")}
+    last = regime_conclusion(long, long, versus, long.iloc[:0]).splitlines()[-1]
+    # W2A4: last of single, genq, mixup (noise below it is not a generated source); W2A2: ahead of single.
+    # Verdicts: W2A4 vs single -0.4 and vs genq -0.2 with SE 0.08 → behind; W2A2 vs single: one seed.
+    assert last == ("- **In short**: in the long schedule, mixup-class prompts are last among the generated "
+                    "sources in 1 of 2 settings. Of their 3 comparisons with a baseline, 2 are behind beyond the "
+                    "seed spread, 0 ahead beyond it, 0 within it, and 1 still rests on one seed: no verdict there "
+                    "until its seeds have run.")
+
+
 def _record_with_units(data, seed, units, top1=90.0, iters=5000):
     """A record as the engine writes it, reduced to what the unit summaries read."""
     return {"metrics": {"config": {"model": "resnet18", "w_bits": 2, "a_bits": 4, "data": data, "seed": seed,
