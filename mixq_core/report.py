@@ -843,7 +843,7 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         if table.empty:
             lines.append(f"- **mixup − {other}**: no cell has both sources yet.")
             continue
-        column = table.columns[len(table.columns) - 3]
+        column = f"mixup − {other}"  # compare_sources(long, "mixup", other) names its difference so
         cells = []
         for _, row in table.iterrows():
             cells.append(f"{row['model']} {row['bits']} {row[column]:+.2f} pt ({row['verdict']})")
@@ -875,7 +875,7 @@ def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
         if "mixup" in set(group["data"]) and len(group) > 1:
             settings += 1
             last += bool(group.loc[group["data"] == "mixup", "top1_mean"].iloc[0] <= group["top1_mean"].min())
-    tables = [t.rename(columns={t.columns[len(t.columns) - 3]: "difference"}) for t in versus.values() if not t.empty]
+    tables = [t.rename(columns={f"mixup − {other}": "difference"}) for other, t in versus.items() if not t.empty]
     if not settings or not tables:
         return "- **In short**: no long-schedule setting has mixup-class and another generated source yet."
     counts = verdict_counts(pd.concat(tables), "difference", by=None)
