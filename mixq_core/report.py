@@ -841,7 +841,8 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
     lines = []
     for other, table in versus.items():
         if table.empty:
-            lines.append(f"- **mixup − {other}**: no cell has both sources yet.")
+            lines.append(f"- **mixup-class − {SOURCE_LABELS.get(other, other)}**: no long-schedule cell has both "
+                         "sources yet.")
             continue
         column = f"mixup − {other}"  # compare_sources(long, "mixup", other) names its difference so
         cells = []

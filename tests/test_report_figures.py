@@ -310,8 +310,10 @@ def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
     assert "single + image CutMix − single-class +0.05 pt short, -0.10 pt long" in line
     assert "single-class − mixup-class +0.30 pt short, -0.10 pt long" in line
     assert line.count(" pt short") == 3  # CutMix/single, CutMix/mixup and single/mixup; real stays first
-    conclusion = regime_conclusion(short, swapped, {}, swapped.iloc[:0])
+    conclusion = regime_conclusion(short, swapped, {"genq": swapped.iloc[:0]}, swapped.iloc[:0])
     assert "**Ranking of sources, short against long**: 1 of 1 settings change order." in conclusion
+    assert ("- **mixup-class − GenQ (single + energy filter)**: no long-schedule cell has both sources yet."
+            in conclusion.splitlines())
 
 
 def test_the_conclusion_counts_where_mixup_is_last_and_tallies_its_verdicts():
