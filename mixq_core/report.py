@@ -771,6 +771,53 @@ def rounding_summary(records: list[dict]):
     return pd.DataFrame(rows)
 
 
+def convergence_runs(records: list[dict], steps: int):
+    """The convergence cell beside the main schedule: every run made with ``steps`` reconstruction steps, and
+    every run of the same model, bits, source, seed and image count at another step count. One row per run
+    (:func:`rounding_summary`'s columns), sorted by setting, source and steps; empty when no run has ``steps``."""
+    runs = rounding_summary(records)
+    if runs.empty:
+        return runs
+    keys = ["model", "bits", "data", "seed", "n_calib"]
+    longest = runs.loc[runs["iters"] == steps, keys].drop_duplicates()
+    matched = runs.merge(longest, on=keys)
+    order = {name: i for i, name in enumerate(SOURCE_ORDER)}
+    return matched.sort_values(["model", "bits", "data", "iters"], kind="stable",
+                               key=lambda col: col.map(order) if col.name == "data" else col).reset_index(drop=True)
+
+
+def convergence_conclusion(runs, steps: int) -> str:
+    """One line per setting of :func:`convergence_runs`: how each source's top-1 and hardened rounding moved
+    from the main schedule to ``steps``, and the gap of mixup-class prompts to real images at each length."""
+    if runs.empty:
+        return f"No run with {steps} steps has a record yet."
+    lines = []
+    for (model, bits), group in runs.groupby(["model", "bits"], sort=False):
+        seeds = sorted(group["seed"].unique())
+        by_source = group.groupby(["data", "iters"], sort=False)[["top1", "soft_share"]].mean()
+        parts = []
+        for data in group["data"].unique():
+            rows = by_source.loc[data]
+            if len(rows) < 2:
+                parts.append(f"{SOURCE_LABELS.get(data, data)} has only its {int(rows.index[0])}-step run so far")
+                continue
+            short, long = rows.iloc[0], rows.iloc[-1]
+            parts.append(f"{SOURCE_LABELS.get(data, data)} {short['top1']:.2f} → {long['top1']:.2f} % "
+                         f"({long['top1'] - short['top1']:+.2f} pt; still soft {100 * short['soft_share']:.1f} → "
+                         f"{100 * long['soft_share']:.1f} %)")
+        seed_text = "seed " + ", ".join(str(seed) for seed in seeds)
+        line = (f"- **{model} {bits}**, {' → '.join(f'{int(i)}' for i in sorted(group['iters'].unique()))} steps, "
+                f"{seed_text}: " + "; ".join(parts) + ".")
+        top1 = group.pivot_table(index="iters", columns="data", values="top1", aggfunc="mean")
+        if {"mixup", "real"} <= set(top1.columns):
+            gaps = (top1["mixup"] - top1["real"]).dropna()
+            if len(gaps):
+                line += " Mixup-class minus real: " + ", ".join(
+                    f"{gap:+.2f} pt at {int(iters)} steps" for iters, gap in gaps.items()) + "."
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def ranked_in_both(short_table, long_table, by=("model", "bits")):
     """The groups and sources both regimes have, with each regime's mean, std and rank (1 = highest mean
     top-1) among the sources both have, so a source run in one regime only does not shift the ranks."""
@@ -831,11 +878,11 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def regime_conclusion(short_table, long_table, versus: dict[str, object], rounding) -> str:
+def regime_conclusion(short_table, long_table, versus: dict[str, object], rounding, convergence=None) -> str:
     """The chapter's plain conclusion, computed: for each comparison in ``versus`` (``{"single": table of
     compare_sources(long, "mixup", "single"), ...}``) the verdicts in the long schedule, whether the ranking
-    of sources changed from the short schedule (:func:`ranking_changes`), and how much rounding the long
-    schedule hardened."""
+    of sources changed from the short schedule (:func:`ranking_changes`), how much rounding the long
+    schedule hardened, and, given :func:`convergence_runs`, what the convergence cell's longer runs changed."""
     if long_table.empty:
         return "No long-schedule record exists yet, so there is nothing to conclude."
     lines = []
@@ -861,6 +908,10 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
                  f"hardening, {100 * row['flipped_share']:.2f} % of weights rounded away from nearest"
                  for iters, row in by_profile.iterrows()]
         lines.append("- **How much reconstruction happened** (mean over runs and units): " + "; ".join(parts) + ".")
+    if convergence is not None and not convergence.empty:
+        steps = int(convergence["iters"].max())
+        settings = convergence_conclusion(convergence, steps).splitlines()
+        lines.append(f"- **Convergence at {steps} steps**: " + " ".join(line.removeprefix("- ") for line in settings))
     lines.append(_long_schedule_in_short(long_table, versus))
     return "\n".join(lines)
 

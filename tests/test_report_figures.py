@@ -375,3 +375,30 @@ def test_rounding_summary_is_the_mean_over_units_and_nan_for_records_without_the
     table = rounding_summary([new, old])
     assert table.loc[0, "soft_share"] == pytest.approx(0.04) and table.loc[0, "flipped_share"] == pytest.approx(0.09)
     assert math.isnan(table.loc[1, "soft_share"]) and table.loc[1, "engine"] == 1 and table.loc[1, "iters"] == 200
+
+
+def test_the_convergence_cell_is_set_beside_the_same_runs_of_the_main_schedule():
+    from mixq_core.report import convergence_conclusion, convergence_runs, regime_conclusion
+
+    def run(data, seed, iters, top1, soft):
+        return _record_with_units(data, seed, [_unit("stem", [1.0], [0.1], soft=soft, flipped=0.1)], top1, iters)
+
+    records = [run("real", 0, 5000, 92.4, 0.04), run("real", 1, 5000, 92.2, 0.04),  # seed 1 has no longer run
+               run("mixup", 0, 5000, 91.5, 0.05), run("single", 0, 5000, 91.9, 0.04),  # nor has single
+               run("real", 0, 20000, 92.6, 0.01), run("mixup", 0, 20000, 91.9, 0.02)]
+    runs = convergence_runs(records, 20000)
+    assert list(zip(runs["data"], runs["seed"], runs["iters"], strict=True)) == [
+        ("real", 0, 5000), ("real", 0, 20000), ("mixup", 0, 5000), ("mixup", 0, 20000)]
+    line = convergence_conclusion(runs, 20000)
+    assert line == ("- **resnet18 W2A4**, 5000 → 20000 steps, seed 0: real (upper bound) 92.40 → 92.60 % "
+                    "(+0.20 pt; still soft 4.0 → 1.0 %); mixup-class 91.50 → 91.90 % (+0.40 pt; still soft 5.0 → "
+                    "2.0 %). Mixup-class minus real: -0.90 pt at 5000 steps, -0.70 pt at 20000 steps.")
+    assert convergence_runs(records[:4], 20000).empty
+    assert convergence_conclusion(convergence_runs(records[:4], 20000), 20000) == (
+        "No run with 20000 steps has a record yet.")
+    waiting = convergence_runs([records[0], records[4], records[5]], 20000)  # mixup's 5000-step run missing
+    assert convergence_conclusion(waiting, 20000).endswith(
+        "mixup-class has only its 20000-step run so far. Mixup-class minus real: -0.70 pt at 20000 steps.")
+    long = _summary({"real": 92.3, "mixup": 91.5})
+    conclusion = regime_conclusion(long, long, {}, long.iloc[:0], runs)
+    assert "- **Convergence at 20000 steps**: **resnet18 W2A4**, 5000 → 20000 steps" in conclusion

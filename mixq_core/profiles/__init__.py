@@ -108,7 +108,8 @@ PROFILE_SCHEMA = Fields({
     "worlds": Maybe(Fields({"profiles": MapOf(Text()), "run": Flag()}, required=("profiles",))),
     # reading_pictures: mixup-prompted pictures shown to the plain and the mix-trained classifiers (chapter 11)
     "regimes": Maybe(Fields({"short": Text(), "long": Text(), "earlier": Text(), "run": Flag(),
-                             "reading_pictures": Bounds(1, 10_000)}, required=("short", "long"))),
+                             "reading_pictures": Bounds(1, 10_000), "convergence_steps": Bounds(1, None)},
+                            required=("short", "long"))),
 })
 # What every profile holds once its `extends` chain is merged.
 REQUIRED_KEYS = ("dataset", "vocabulary", "models", "weights", "eval_data", "eval_batch_size", "generator", "steps",
