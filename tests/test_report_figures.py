@@ -378,7 +378,7 @@ def test_rounding_summary_is_the_mean_over_units_and_nan_for_records_without_the
 
 
 def test_the_convergence_cell_is_set_beside_the_same_runs_of_the_main_schedule():
-    from mixq_core.report import convergence_conclusion, convergence_runs, regime_conclusion
+    from mixq_core.report import convergence_conclusion, convergence_runs, regime_conclusion, rounding_summary
 
     def run(data, seed, iters, top1, soft):
         return _record_with_units(data, seed, [_unit("stem", [1.0], [0.1], soft=soft, flipped=0.1)], top1, iters)
@@ -400,5 +400,7 @@ def test_the_convergence_cell_is_set_beside_the_same_runs_of_the_main_schedule()
     assert convergence_conclusion(waiting, 20000).endswith(
         "mixup-class has only its 20000-step run so far. Mixup-class minus real: -0.70 pt at 20000 steps.")
     long = _summary({"real": 92.3, "mixup": 91.5})
-    conclusion = regime_conclusion(long, long, {}, long.iloc[:0], runs)
+    conclusion = regime_conclusion(long, long, {}, rounding_summary(records), runs)
+    assert ("resnet18, 5000 steps: 4.2 % still soft, 10.00 % away from nearest; "
+            "resnet18, 20000 steps: 1.5 % still soft, 10.00 % away from nearest.") in conclusion
     assert "- **Convergence at 20000 steps**: **resnet18 W2A4**, 5000 → 20000 steps" in conclusion
