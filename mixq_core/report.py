@@ -628,7 +628,8 @@ def plot_unit_traces(records: list[dict], field: str, label: str, log: bool = Fa
     palette = source_palette()
     grid = sns.relplot(data=curves, x="step", y=field, hue="source", palette=palette,
                        hue_order=[s for s in palette if s in set(curves["source"])], col="setting", col_wrap=2,
-                       kind="line", errorbar="sd", height=3, aspect=1.4, facet_kws={"sharey": False})
+                       kind="line", errorbar="sd", height=3, aspect=1.4,
+                       facet_kws={"sharey": False, "sharex": False})  # schedules differ in length by model
     grid.set_axis_labels("step within a unit", label)
     grid.set_titles("{col_name}")
     if log:
