@@ -404,28 +404,33 @@ def classifier_comparison(table, mixed: str = "mixup", baseline: str = "single")
 
 def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "single") -> str:
     """The plain answer of a :func:`classifier_comparison` table, in sentences computed from it: per architecture
-    and bits, ``mixed`` against ``baseline`` on the plain and on the mix-trained classifier, and whether the
-    verdict (ahead / behind beyond the seed spread, within it) differs between the two. A setting with one seed
-    on either classifier has no verdict to compare: it is listed, and left out of the answer."""
+    and bits, ``mixed`` against ``baseline`` on the plain and on the mix-trained classifier; how far the
+    mix-trained classifier moves that difference, against the standard error of the move (the two sides'
+    errors combined); and whether the verdict (ahead / behind beyond the seed spread, within it) differs. The
+    answer rests on the move: a verdict can flip on a difference near twice its standard error while the two
+    classifiers agree within their spread. A setting with one seed on either classifier has no spread: it is
+    listed, and left out of the answer."""
     column = f"{mixed} − {baseline}"
     names = SOURCE_LABELS.get(mixed, mixed), SOURCE_LABELS.get(baseline, baseline)
-    lines, changed, judged, one_seed = [], 0, 0, 0
+    lines, changed, moved, judged, one_seed = [], 0, 0, 0, 0
     for (architecture, bits), rows in comparison.groupby(["architecture", "bits"], sort=False):
         by_classifier = rows.set_index("classifier")
         if not {"plain", "mix-trained"} <= set(by_classifier.index):
             continue
-        said = {}
-        for classifier in ("plain", "mix-trained"):
-            row = by_classifier.loc[classifier]
-            said[classifier] = row["verdict"].split(",")[0]
-            said[f"{classifier} text"] = f"{row[column]:+.2f} pt, {row['verdict']}"
-        if any(math.isnan(by_classifier.loc[c, "standard error"]) for c in ("plain", "mix-trained")):
+        plain, mix = by_classifier.loc["plain"], by_classifier.loc["mix-trained"]
+        line = (f"- **{architecture} {bits}**: {names[0]} minus {names[1]} is {plain[column]:+.2f} pt, "
+                f"{plain['verdict']} on the plain classifier and {mix[column]:+.2f} pt, {mix['verdict']} on the "
+                "mix-trained one.")
+        if math.isnan(plain["standard error"]) or math.isnan(mix["standard error"]):
             one_seed += 1
         else:
             judged += 1
-            changed += said["plain"] != said["mix-trained"]
-        lines.append(f"- **{architecture} {bits}**: {names[0]} minus {names[1]} is {said['plain text']} on the plain "
-                     f"classifier and {said['mix-trained text']} on the mix-trained one.")
+            changed += plain["verdict"].split(",")[0] != mix["verdict"].split(",")[0]
+            shift, error = mix[column] - plain[column], math.hypot(plain["standard error"], mix["standard error"])
+            moved += abs(shift) > 2 * error
+            line += (f" The mix-trained classifier moves it by {shift:+.2f} pt (standard error {error:.2f}): "
+                     f"{'beyond' if abs(shift) > 2 * error else 'within'} the seed spread.")
+        lines.append(line)
     if not judged + one_seed:
         return (f"No setting has {names[0]} and {names[1]} runs on both a plain and a mix-trained classifier yet, so "
                 "there is nothing to conclude.")
@@ -435,8 +440,16 @@ def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "sin
                      "there is no seed spread to judge a change of verdict against.")
         return "\n".join(lines)
     settings = f"{judged} setting{'s' * (judged != 1)} with seeds on both sides"
-    answer = (f"does not change the answer: the verdict is the same in {'the' if judged == 1 else 'all'} {settings}"
-              if not changed else f"changes the verdict in {changed} of the {settings}")
+    if moved:
+        answer = (f"moves the difference beyond the seed spread in {moved} of the {settings}"
+                  + (f", and changes the verdict in {changed}" if changed else ", though the verdict stays the same"))
+    elif changed:
+        answer = (f"does not move the difference beyond the seed spread in {'the' if judged == 1 else 'any of the'} "
+                  f"{settings}; the verdict reads differently in {changed}, where a difference sits near twice its "
+                  "standard error")
+    else:
+        answer = (f"does not change the answer: in {'the' if judged == 1 else 'all'} {settings} the difference "
+                  "moves within the seed spread and the verdict stays the same")
     rest = f" ({one_seed} more with one seed on a side are left out)" if one_seed else ""
     lines.append(f"- **In short**: a classifier that has seen mixed pictures {answer}{rest}.")
     return "\n".join(lines)

@@ -137,10 +137,26 @@ def test_classifier_comparison_sets_each_mix_trained_model_beside_its_plain_twin
     assert ("**resnet18 W2A4**: mixup-class minus single-class is -2.00 pt, behind, beyond seed "
             "spread on the plain classifier and +0.10 pt, within seed spread on the mix-trained one.") in text
     assert "W2A2" not in text  # no mix-trained run there: nothing to compare
-    assert "changes the verdict in 1 of the 1 setting with seeds on both sides." in text
+    # the move: +0.10 - (-2.00), standard error hypot(0.163, 0.163) = 0.23
+    assert "The mix-trained classifier moves it by +2.10 pt (standard error 0.23): beyond the seed spread." in text
+    assert ("moves the difference beyond the seed spread in 1 of the 1 setting with seeds on both sides, and "
+            "changes the verdict in 1.") in text
     same = comparison.assign(verdict="within seed spread")
-    assert "does not change the answer: the verdict is the same in the 1 setting with seeds on both sides." in \
-        report.classifier_conclusion(same)
+    assert "beyond the seed spread in 1 of the 1 setting with seeds on both sides, though the verdict stays the same" \
+        in report.classifier_conclusion(same)
+    # a verdict that flips at the edge of its spread while the move stays within it (the long grid's W2A4 so far)
+    edge = report.classifier_comparison(pd.DataFrame(
+        [("resnet18", "W2A4", "mixup", 91.48, 0.16), ("resnet18", "W2A4", "single", 91.94, 0.02),
+         ("resnet18_mix", "W2A4", "mixup", 91.09, 0.08), ("resnet18_mix", "W2A4", "single", 91.31, 0.14)],
+        columns=["model", "bits", "data", "top1_mean", "top1_std"]).assign(seeds=2))
+    assert edge["verdict"].tolist() == ["behind, beyond seed spread", "within seed spread"]
+    text = report.classifier_conclusion(edge)
+    assert "moves it by +0.24 pt (standard error 0.16): within the seed spread." in text
+    assert ("does not move the difference beyond the seed spread in the 1 setting with seeds on both sides; the "
+            "verdict reads differently in 1, where a difference sits near twice its standard error.") in text
+    unmoved = comparison.assign(**{"mixup − single": [-1.0, -2.0, -1.9]}, verdict="behind, beyond seed spread")
+    assert ("does not change the answer: in the 1 setting with seeds on both sides the difference moves within the "
+            "seed spread and the verdict stays the same.") in report.classifier_conclusion(unmoved)
     assert "nothing to conclude" in report.classifier_conclusion(comparison.iloc[:1])
     # one seed on the mix-trained side: the setting is listed, but no verdict is compared or claimed
     one_seed = report.classifier_comparison(table.assign(seeds=[3, 3, 1, 1, 3, 3, 3, 3]))
