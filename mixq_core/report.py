@@ -859,6 +859,22 @@ def regime_comparison(short_table, long_table, by=("model", "bits")):
     return both[[*by, "data", "top-1 short", "rank short", "top-1 long", "rank long", "long − short"]]
 
 
+def schedule_shift(short_table, long_table, a: str = "mixup", b: str = "single", by=("model", "bits")):
+    """How far ``a`` − ``b`` moves from the short to the long schedule, per group both schedules ran: the
+    difference in each (:func:`compare_sources`), the move, its standard error (the two schedules' errors
+    combined) and whether the move is beyond the seed spread (more than twice its standard error)."""
+    column = f"{a} − {b}"
+    short, long = compare_sources(short_table, a, b, by), compare_sources(long_table, a, b, by)
+    both = short.merge(long, on=list(by), suffixes=(" short", " long"))
+    both["move"] = (both[f"{column} long"] - both[f"{column} short"]).round(2)
+    both["standard error"] = [round(math.hypot(x, y), 2) for x, y in
+                              zip(both["standard error short"], both["standard error long"], strict=True)]
+    both["verdict"] = ["one seed: no spread to compare" if math.isnan(se) else
+                       BEYOND if abs(move) > 2 * se else "within seed spread"
+                       for move, se in zip(both["move"], both["standard error"], strict=True)]
+    return both[[*by, f"{column} short", f"{column} long", "move", "standard error", "verdict"]]
+
+
 def ranking_changes(short_table, long_table, by=("model", "bits")) -> list[str]:
     """Per group that both regimes ran, one sentence: mixup-class's rank in each regime, and every pair of
     sources that trades places, with the pair's gap in each regime (so a swap of two sources 0.04 pt apart
@@ -911,6 +927,14 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
             cells.append(f"{row['model']} {row['bits']} {row[column]:+.2f} pt ({row['verdict']})")
         lines.append(f"- **mixup-class − {SOURCE_LABELS.get(other, other)}** in the long schedule: "
                      + "; ".join(cells) + ".")
+    shift = schedule_shift(short_table, long_table)
+    if not shift.empty:
+        moves = []
+        for _, row in shift.iterrows():
+            error = "" if math.isnan(row["standard error"]) else f", standard error {row['standard error']:.2f}"
+            moves.append(f"{row['model']} {row['bits']} {row['mixup − single short']:+.2f} → "
+                         f"{row['mixup − single long']:+.2f} pt (moves {row['move']:+.2f} pt{error}; {row['verdict']})")
+        lines.append("- **mixup-class − single-class, short schedule → long**: " + "; ".join(moves) + ".")
     changes = ranking_changes(short_table, long_table)
     if changes:
         changed = sum("trading places" in line for line in changes)

@@ -404,3 +404,23 @@ def test_the_convergence_cell_is_set_beside_the_same_runs_of_the_main_schedule()
     assert ("resnet18, 5000 steps: 4.2 % still soft, 10.00 % away from nearest; "
             "resnet18, 20000 steps: 1.5 % still soft, 10.00 % away from nearest.") in conclusion
     assert "- **Convergence at 20000 steps**: **resnet18 W2A4**, 5000 → 20000 steps" in conclusion
+
+
+def test_the_schedule_shift_judges_the_move_of_mixup_minus_single_against_both_schedules_spread():
+    import pandas as pd
+
+    from mixq_core.report import regime_conclusion, schedule_shift
+
+    short = pd.concat([_summary({"single": 87.9, "mixup": 83.6}, bits="W2A2").assign(top1_std=[0.15, 0.68]),
+                       _summary({"single": 91.2, "mixup": 90.9})], ignore_index=True)
+    long = pd.concat([_summary({"single": 89.5, "mixup": 86.7}, bits="W2A2").assign(top1_std=[0.19, 0.17], seeds=2),
+                      _summary({"single": 91.9, "mixup": 91.5}).assign(seeds=[2, 1])], ignore_index=True)
+    shift = schedule_shift(short, long).set_index("bits")
+    # W2A2: -4.30 → -2.80; SE short hypot(0.15, 0.68)/sqrt(3) = 0.40, long hypot(0.19, 0.17)/sqrt(2) = 0.18
+    assert shift.loc["W2A2", "move"] == pytest.approx(1.5) and shift.loc["W2A2", "standard error"] == 0.44
+    assert shift.loc["W2A2", "verdict"] == "beyond seed spread"
+    assert shift.loc["W2A4", "verdict"] == "one seed: no spread to compare"  # one long seed of mixup
+    conclusion = regime_conclusion(short, long, {}, long.iloc[:0])
+    assert ("- **mixup-class − single-class, short schedule → long**: resnet18 W2A2 -4.30 → -2.80 pt (moves +1.50 pt, "
+            "standard error 0.44; beyond seed spread); resnet18 W2A4 -0.30 → -0.40 pt (moves -0.10 pt; one seed: no "
+            "spread to compare).") in conclusion.splitlines()
