@@ -455,21 +455,28 @@ def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "sin
     return "\n".join(lines)
 
 
-def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single") -> str:
+def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single",
+                     by: Sequence[str] = ("bits",)) -> str:
     """The plain conclusion of a :func:`run_probes` table for one probe (``field``: ``grad_norm`` or
-    ``generalization_error``; ``what``: its name in words): per bit setting, ``mixed`` against ``baseline`` as a
-    ratio of means, and across all runs of the setting, the correlation of the probe with top-1."""
+    ``generalization_error``; ``what``: its name in words): per setting (``by``: bits, or model and bits),
+    ``mixed`` against ``baseline`` as a ratio of means, and across all runs of the setting, the correlation of
+    the probe with top-1."""
     lines = []
-    for bits, rows in per_run.groupby("bits", sort=False):
+    for key, rows in per_run.groupby(list(by), sort=False):
+        setting = " ".join(str(part) for part in (key if isinstance(key, tuple) else (key,)))
         means = rows.groupby("data")[field].mean()
-        if mixed not in means or baseline not in means or means[baseline] == 0:
+        if mixed not in means or baseline not in means:
             continue
         correlation = rows[field].corr(rows["top1"]) if len(rows) > 2 else float("nan")
         tie = "" if math.isnan(correlation) else (
             f"; across its {len(rows)} runs the correlation of {what} with top-1 is r = {correlation:+.2f}")
-        lines.append(f"- **{bits}**: {SOURCE_LABELS.get(mixed, mixed)} sets give {means[mixed] / means[baseline]:.2f}× "
-                     f"the {what} of {SOURCE_LABELS.get(baseline, baseline)} sets{tie}.")
-    return "\n".join(lines) if lines else f"No bit setting has runs of both {mixed} and {baseline} yet."
+        other = SOURCE_LABELS.get(baseline, baseline)
+        # A ratio reads only between positive values (a generalization error can be negative after few steps).
+        compared = (f"{means[mixed] / means[baseline]:.2f}× the {what} of {other} sets"
+                    if means[baseline] > 0 and means[mixed] >= 0 else
+                    f"a {what} of {means[mixed]:.3g} against {means[baseline]:.3g} for {other} sets")
+        lines.append(f"- **{setting}**: {SOURCE_LABELS.get(mixed, mixed)} sets give {compared}{tie}.")
+    return "\n".join(lines) if lines else f"No setting has runs of both {mixed} and {baseline} yet."
 
 
 def ablation_conclusion(results: dict[str, object], columns: dict[str, str]) -> str:
@@ -908,11 +915,13 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def regime_conclusion(short_table, long_table, versus: dict[str, object], rounding, convergence=None) -> str:
+def regime_conclusion(short_table, long_table, versus: dict[str, object], rounding, convergence=None,
+                      probes=None) -> str:
     """The chapter's plain conclusion, computed: for each comparison in ``versus`` (``{"single": table of
     compare_sources(long, "mixup", "single"), ...}``) the verdicts in the long schedule, whether the ranking
     of sources changed from the short schedule (:func:`ranking_changes`), how much rounding the long
-    schedule hardened, and, given :func:`convergence_runs`, what the convergence cell's longer runs changed."""
+    schedule hardened, given :func:`convergence_runs` what the convergence cell's longer runs changed, and given
+    :func:`run_probes` of the long schedule the paper's two probes, mixup-class against single-class sets."""
     if long_table.empty:
         return "No long-schedule record exists yet, so there is nothing to conclude."
     lines = []
@@ -949,6 +958,17 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         lines.append("- **How much reconstruction happened** (share of rounding variables still soft before "
                      "hardening, and of weights rounded away from nearest; mean over runs and units): "
                      + "; ".join(parts) + ".")
+    if probes is not None and not probes.empty:
+        parts = []
+        for (model, bits), rows in probes.groupby(["model", "bits"], sort=False):
+            means = rows.groupby("data")[["grad_norm", "generalization_error"]].mean()
+            if {"mixup", "single"} <= set(means.index):
+                mixup, single = means.loc["mixup"], means.loc["single"]
+                parts.append(f"{model} {bits} {mixup['grad_norm']:.3g} against {single['grad_norm']:.3g} and "
+                             f"{mixup['generalization_error']:.3g} against {single['generalization_error']:.3g}")
+        if parts:
+            lines.append("- **The paper's two probes**, mixup-class against single-class sets (gradient norm, then "
+                         "generalization error; mean over units and seeds): " + "; ".join(parts) + ".")
     if convergence is not None and not convergence.empty:
         steps = int(convergence["iters"].max())
         settings = convergence_conclusion(convergence, steps).splitlines()

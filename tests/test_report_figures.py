@@ -155,6 +155,15 @@ def test_the_probe_and_ablation_conclusions_are_computed_from_their_tables():
     text = probe_conclusion(per_run, "grad_norm", "gradient norm")
     assert "mixup-class sets give 1.99× the gradient norm of single-class sets" in text
     assert "correlation of gradient norm with top-1 is r = -0.9" in text
+    two_models = pd.concat([per_run.assign(model="resnet18"), per_run.assign(model="resnet18_mix", grad_norm=1.0)])
+    lines = probe_conclusion(two_models, "grad_norm", "gradient norm", by=("model", "bits")).splitlines()
+    assert lines[0].startswith("- **resnet18 W2A4**: mixup-class sets give 1.99× the gradient norm")
+    assert lines[1].startswith("- **resnet18_mix W2A4**: mixup-class sets give 1.00× the gradient norm")
+    negative = per_run.assign(generalization_error=per_run["grad_norm"] - 1.5)  # single ≈ -0.5, mixup ≈ +0.5
+    assert "mixup-class sets give a generalization error of 0.51 against -0.49 for single-class sets" in \
+        probe_conclusion(negative, "generalization_error", "generalization error")
+    assert probe_conclusion(per_run[per_run["data"] == "single"], "grad_norm", "gradient norm") == (
+        "No setting has runs of both mixup and single yet.")
     results = {"k": pd.DataFrame({"k": [1, 1, 2, 2], "top1": [91.0, 91.2, 90.0, 90.2]})}
     assert ablation_conclusion(results, {"k": "k"}) == (
         "- **classes per prompt**: best at 1 (91.10 %), 1.00 points above 2, more than one standard deviation "
@@ -354,6 +363,12 @@ def test_run_probes_average_each_runs_blocks_the_way_the_paper_reads_them():
     records = [_record_with_units("mixup", 0, [_unit("layer1.0", [1.0, 3.0], [0.5, 0.2]),
                                                _unit("layer1.1", [4.0, 4.0], [0.9, 0.6])], top1=91.0),
                _record_with_units("single", 0, [_unit("layer1.0", [2.0, 2.0], [0.1, 0.1])])]
+    from mixq_core.report import regime_conclusion
+
+    table = _summary({"single": 91.0, "mixup": 91.0})
+    assert ("- **The paper's two probes**, mixup-class against single-class sets (gradient norm, then generalization "
+            "error; mean over units and seeds): resnet18 W2A4 3 against 2 and 0.4 against 0.1.") in regime_conclusion(
+        table, table, {}, table.iloc[:0], probes=run_probes(records)).splitlines()
     probes = run_probes(records).set_index("data")
     # per block: mean gradient norm over the run, generalization error at its last probe; then mean over blocks
     assert probes.loc["mixup", "grad_norm"] == pytest.approx((2.0 + 4.0) / 2)
