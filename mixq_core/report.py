@@ -959,22 +959,30 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
                      "hardening, and of weights rounded away from nearest; mean over runs and units): "
                      + "; ".join(parts) + ".")
     if probes is not None and not probes.empty:
-        parts = []
-        for (model, bits), rows in probes.groupby(["model", "bits"], sort=False):
-            means = rows.groupby("data")[["grad_norm", "generalization_error"]].mean()
-            if {"mixup", "single"} <= set(means.index):
-                mixup, single = means.loc["mixup"], means.loc["single"]
-                parts.append(f"{model} {bits} {mixup['grad_norm']:.3g} against {single['grad_norm']:.3g} and "
-                             f"{mixup['generalization_error']:.3g} against {single['generalization_error']:.3g}")
-        if parts:
-            lines.append("- **The paper's two probes**, mixup-class against single-class sets (gradient norm, then "
-                         "generalization error; mean over units and seeds): " + "; ".join(parts) + ".")
+        lines.extend(_probes_line(probes))
     if convergence is not None and not convergence.empty:
         steps = int(convergence["iters"].max())
         settings = convergence_conclusion(convergence, steps).splitlines()
         lines.append(f"- **Convergence at {steps} steps**: " + " ".join(line.removeprefix("- ") for line in settings))
     lines.append(_long_schedule_in_short(long_table, versus))
     return "\n".join(lines)
+
+
+def _probes_line(probes) -> list[str]:
+    """The conclusion's line on the paper's two probes (a :func:`run_probes` table): per model and bits, the
+    mean gradient norm and generalization error of mixup-class against single-class sets. Empty when no
+    setting has both."""
+    parts = []
+    for (model, bits), rows in probes.groupby(["model", "bits"], sort=False):
+        means = rows.groupby("data")[["grad_norm", "generalization_error"]].mean()
+        if {"mixup", "single"} <= set(means.index):
+            mixup, single = means.loc["mixup"], means.loc["single"]
+            parts.append(f"{model} {bits} {mixup['grad_norm']:.3g} against {single['grad_norm']:.3g} and "
+                         f"{mixup['generalization_error']:.3g} against {single['generalization_error']:.3g}")
+    if not parts:
+        return []
+    return ["- **The paper's two probes**, mixup-class against single-class sets (gradient norm, then generalization "
+            "error; mean over units and seeds): " + "; ".join(parts) + "."]
 
 
 def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
