@@ -191,6 +191,11 @@ def pivot_sources(table, index=("model", "bits")):
 BEYOND = "beyond seed spread"  # the end of a verdict whose difference counts: "ahead, ..." or "behind, ..."
 
 
+def beyond_spread(difference: float, error: float) -> bool:
+    """The book's one rule for a difference that counts: more than twice its standard error over seeds."""
+    return abs(difference) > 2 * error
+
+
 def compare_sources(table, a: str, b: str, by=("model", "bits")):
     """``a`` minus ``b`` per group: difference of mean top-1, its standard error, and a verdict: ``a`` ahead
     or behind beyond the seed spread (|Δ| > 2 SE), within it, or one seed only. Groups missing either source
@@ -209,7 +214,8 @@ def compare_sources(table, a: str, b: str, by=("model", "bits")):
             se = float("nan")
         diff = ra["top1_mean"] - rb["top1_mean"]
         verdict = ("one seed: no spread to compare" if math.isnan(se) else
-                   f"{'ahead' if diff > 0 else 'behind'}, {BEYOND}" if abs(diff) > 2 * se else "within seed spread")
+                   f"{'ahead' if diff > 0 else 'behind'}, {BEYOND}" if beyond_spread(diff, se) else
+                   "within seed spread")
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
                      f"{a} − {b}": round(diff, 2), "standard error": round(se, 2), "verdict": verdict})
     return pd.DataFrame(rows, columns=[*by, f"{a} − {b}", "standard error", "verdict"])
@@ -427,9 +433,9 @@ def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "sin
             judged += 1
             changed += plain["verdict"].split(",")[0] != mix["verdict"].split(",")[0]
             shift, error = mix[column] - plain[column], math.hypot(plain["standard error"], mix["standard error"])
-            moved += abs(shift) > 2 * error
+            moved += beyond_spread(shift, error)
             line += (f" The mix-trained classifier moves it by {shift:+.2f} pt (standard error {error:.2f}): "
-                     f"{'beyond' if abs(shift) > 2 * error else 'within'} the seed spread.")
+                     f"{'beyond' if beyond_spread(shift, error) else 'within'} the seed spread.")
         lines.append(line)
     if not judged + one_seed:
         return (f"No setting has {names[0]} and {names[1]} runs on both a plain and a mix-trained classifier yet, so "
@@ -877,7 +883,7 @@ def schedule_shift(short_table, long_table, a: str = "mixup", b: str = "single",
     both["standard error"] = [round(math.hypot(x, y), 2) for x, y in
                               zip(both["standard error short"], both["standard error long"], strict=True)]
     both["verdict"] = ["one seed: no spread to compare" if math.isnan(se) else
-                       BEYOND if abs(move) > 2 * se else "within seed spread"
+                       BEYOND if beyond_spread(move, se) else "within seed spread"
                        for move, se in zip(both["move"], both["standard error"], strict=True)]
     return both[[*by, f"{column} short", f"{column} long", "move", "standard error", "verdict"]]
 
