@@ -461,6 +461,12 @@ def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "sin
     return "\n".join(lines)
 
 
+def _ratio(value: float, reference: float) -> str:
+    """``value`` as a multiple of ``reference`` ("0.85×"), or "" where a ratio would not read: it does only
+    between positive values, and a generalization error can be negative after few steps."""
+    return f"{value / reference:.2f}×" if reference > 0 and value >= 0 else ""
+
+
 def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single",
                      by: Sequence[str] = ("bits",)) -> str:
     """The plain conclusion of a :func:`run_probes` table for one probe (``field``: ``grad_norm`` or
@@ -477,9 +483,8 @@ def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", basel
         tie = "" if math.isnan(correlation) else (
             f"; across its {len(rows)} runs the correlation of {what} with top-1 is r = {correlation:+.2f}")
         other = SOURCE_LABELS.get(baseline, baseline)
-        # A ratio reads only between positive values (a generalization error can be negative after few steps).
-        compared = (f"{means[mixed] / means[baseline]:.2f}× the {what} of {other} sets"
-                    if means[baseline] > 0 and means[mixed] >= 0 else
+        ratio = _ratio(means[mixed], means[baseline])
+        compared = (f"{ratio} the {what} of {other} sets" if ratio else
                     f"a {what} of {means[mixed]:.3g} against {means[baseline]:.3g} for {other} sets")
         lines.append(f"- **{setting}**: {SOURCE_LABELS.get(mixed, mixed)} sets give {compared}{tie}.")
     return "\n".join(lines) if lines else f"No setting has runs of both {mixed} and {baseline} yet."
@@ -976,19 +981,22 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
 
 def _probes_line(probes) -> list[str]:
     """The conclusion's line on the paper's two probes (a :func:`run_probes` table): per model and bits, the
-    mean gradient norm and generalization error of mixup-class against single-class sets. Empty when no
-    setting has both."""
+    mean gradient norm and generalization error of mixup-class sets as multiples of single-class sets' (the
+    two means where a ratio would not read). Empty when no setting has both."""
     parts = []
     for (model, bits), rows in probes.groupby(["model", "bits"], sort=False):
         means = rows.groupby("data")[["grad_norm", "generalization_error"]].mean()
         if {"mixup", "single"} <= set(means.index):
             mixup, single = means.loc["mixup"], means.loc["single"]
-            parts.append(f"{model} {bits} {mixup['grad_norm']:.3g} against {single['grad_norm']:.3g} and "
-                         f"{mixup['generalization_error']:.3g} against {single['generalization_error']:.3g}")
+            compared = []
+            for field, what in (("grad_norm", "gradient norm"), ("generalization_error", "generalization error")):
+                ratio = _ratio(mixup[field], single[field])
+                compared.append(f"{what} {ratio or f'{mixup[field]:.3g} against {single[field]:.3g}'}")
+            parts.append(f"{model} {bits}: " + ", ".join(compared))
     if not parts:
         return []
-    return ["- **The paper's two probes**, mixup-class against single-class sets (gradient norm, then generalization "
-            "error; mean over units and seeds): " + "; ".join(parts) + "."]
+    return ["- **The paper's two probes**, mixup-class sets against single-class sets (mean over units and seeds; "
+            "the section on the two analyses gives each probe's correlation with top-1): " + "; ".join(parts) + "."]
 
 
 def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:

@@ -366,8 +366,9 @@ def test_run_probes_average_each_runs_blocks_the_way_the_paper_reads_them():
     from mixq_core.report import regime_conclusion
 
     table = _summary({"single": 91.0, "mixup": 91.0})
-    assert ("- **The paper's two probes**, mixup-class against single-class sets (gradient norm, then generalization "
-            "error; mean over units and seeds): resnet18 W2A4 3 against 2 and 0.4 against 0.1.") in regime_conclusion(
+    assert ("- **The paper's two probes**, mixup-class sets against single-class sets (mean over units and seeds; "
+            "the section on the two analyses gives each probe's correlation with top-1): resnet18 W2A4: gradient "
+            "norm 1.50×, generalization error 4.00×.") in regime_conclusion(
         table, table, {}, table.iloc[:0], probes=run_probes(records)).splitlines()
     probes = run_probes(records).set_index("data")
     # per block: mean gradient norm over the run, generalization error at its last probe; then mean over blocks
@@ -376,6 +377,10 @@ def test_run_probes_average_each_runs_blocks_the_way_the_paper_reads_them():
     assert probes.loc["mixup", "top1"] == 91.0 and probes.loc["single", "grad_norm"] == 2.0
     trace = unit_traces(records[:1], "generalization_error")
     assert trace["step"].tolist() == [500, 1000, 500, 1000] and trace["unit_index"].tolist() == [0, 0, 1, 1]
+    # a negative generalization error (few steps) gives the two means, not a ratio
+    records[1]["metrics"]["units"][0]["generalization_error"] = [-0.1, -0.1]
+    assert "generalization error 0.4 against -0.1." in regime_conclusion(
+        table, table, {}, table.iloc[:0], probes=run_probes(records))
 
 
 def test_rounding_summary_is_the_mean_over_units_and_nan_for_records_without_the_diagnostics():
