@@ -467,6 +467,26 @@ def _ratio(value: float, reference: float) -> str:
     return f"{value / reference:.2f}×" if reference > 0 and value >= 0 else ""
 
 
+def probe_ratios(per_run, by: Sequence[str] = ("model", "bits"), mixed: str = "mixup", baseline: str = "single"):
+    """Per setting (``by``) of a :func:`run_probes` table, each probe's mean over ``mixed`` runs as a multiple of
+    its mean over ``baseline`` runs; NaN where a setting lacks one of the two, or where a ratio would not read
+    (see :func:`_ratio`: a generalization error can be negative)."""
+    import pandas as pd
+
+    means = per_run.groupby([*by, "data"], observed=True)[["grad_norm", "generalization_error"]].mean()
+    rows = {}
+    for key, group in means.groupby(level=list(range(len(by))), observed=True):
+        group = group.droplevel(list(range(len(by))))
+        if mixed not in group.index or baseline not in group.index:
+            continue
+        rows[key] = {field: (group.loc[mixed, field] / group.loc[baseline, field]
+                             if _ratio(group.loc[mixed, field], group.loc[baseline, field]) else math.nan)
+                     for field in group.columns}
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=["grad_norm", "generalization_error"])
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=list(by)) if len(by) > 1 else frame.index.rename(by[0])
+    return frame
+
+
 def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single",
                      by: Sequence[str] = ("bits",)) -> str:
     """The plain conclusion of a :func:`run_probes` table for one probe (``field``: ``grad_norm`` or
@@ -488,6 +508,35 @@ def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", basel
                     f"a {what} of {means[mixed]:.3g} against {means[baseline]:.3g} for {other} sets")
         lines.append(f"- **{setting}**: {SOURCE_LABELS.get(mixed, mixed)} sets give {compared}{tie}.")
     return "\n".join(lines) if lines else f"No setting has runs of both {mixed} and {baseline} yet."
+
+
+def reading_conclusion(scores: dict, n: int, chance: dict[str, float], twins: dict[str, str]) -> str:
+    """The plain reading of :func:`mixq_core.generator_quality.mixed_picture_reading`'s ``scores`` (classifier →
+    picture kind → pair scores, ``n`` pictures of each kind): per kind, how often each classifier's top-2 holds
+    both prompted classes (± one binomial standard error) against ``chance``
+    (:func:`~mixq_core.generator_quality.chance_pair_scores`), then for each mix-trained classifier in
+    ``twins`` (mix-trained → plain) whose twin was read too, whether it reads both classes more often than its
+    twin by more than two combined standard errors."""
+
+    def error(share: float) -> float:
+        return 100 * math.sqrt(share / 100 * (1 - share / 100) / n)
+
+    kinds = list(dict.fromkeys(kind for by_kind in scores.values() for kind in by_kind))
+    lines = []
+    for kind in kinds:
+        read = [f"{name} {by_kind[kind]['both_in_top2']:.1f} ± {error(by_kind[kind]['both_in_top2']):.1f} %"
+                for name, by_kind in scores.items() if kind in by_kind]
+        lines.append(f"- **{kind}**, both prompted classes in the top-2 ({n} pictures): " + ", ".join(read)
+                     + f"; chance {chance['both_in_top2']:.1f} %.")
+    for mixed, plain in twins.items():
+        if mixed not in scores or plain not in scores:
+            continue
+        for kind in kinds:
+            a, b = scores[mixed][kind]["both_in_top2"], scores[plain][kind]["both_in_top2"]
+            beyond = beyond_spread(a - b, math.hypot(error(a), error(b)))
+            lines.append(f"- **{mixed} against {plain}, {kind}**: {a - b:+.1f} pt, "
+                         + ("beyond" if beyond else "within") + " two standard errors of the two shares.")
+    return "\n".join(lines) if lines else "No classifier has read the two-class pictures."
 
 
 def ablation_conclusion(results: dict[str, object], columns: dict[str, str]) -> str:

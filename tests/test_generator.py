@@ -322,3 +322,18 @@ def test_mixed_picture_reading_shows_every_judge_the_same_pictures():
         expected = quality.pair_scores(judge, reading["pictures"], [set(p) for p in reading["pairs"]])
         assert reading["scores"][name]["generated (mixup prompts)"] == expected
         assert set(reading["scores"][name]) == {"generated (mixup prompts)", "real collages"}
+
+
+def test_chance_pair_scores_are_those_of_a_top2_drawn_without_looking():
+    import itertools
+
+    from mixq_core import generator_quality as quality
+
+    chance = quality.chance_pair_scores(10)
+    assert chance["both_in_top2"] == pytest.approx(100 / 45)
+    assert chance["any_in_top2"] == pytest.approx(100 * 17 / 45)
+    # the same by counting: every prompted pair against every top-2
+    pairs = [set(p) for p in itertools.combinations(range(10), 2)]
+    both = sum(a == b for a in pairs for b in pairs) / len(pairs) ** 2
+    anyone = sum(bool(a & b) for a in pairs for b in pairs) / len(pairs) ** 2
+    assert (100 * both, 100 * anyone) == pytest.approx((chance["both_in_top2"], chance["any_in_top2"]))

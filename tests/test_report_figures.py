@@ -444,3 +444,43 @@ def test_the_schedule_shift_judges_the_move_of_mixup_minus_single_against_both_s
     assert ("- **mixup-class − single-class, short schedule → long**: resnet18 W2A2 -4.30 → -2.80 pt (moves +1.50 pt, "
             "standard error 0.44; beyond seed spread); resnet18 W2A4 -0.30 → -0.40 pt (moves -0.10 pt; one seed: no "
             "spread to compare).") in conclusion.splitlines()
+
+
+def test_probe_ratios_divide_the_mixed_mean_by_the_baseline_mean_and_refuse_a_ratio_across_zero():
+    import math
+
+    import pandas as pd
+
+    from mixq_core.report import probe_ratios
+
+    per_run = pd.DataFrame({"model": ["resnet18"] * 4 + ["deit_mini"] * 2 + ["mobilenetv2_100"],
+                            "bits": ["W2A4"] * 7,
+                            "data": ["mixup", "mixup", "single", "real", "mixup", "single", "mixup"],
+                            "grad_norm": [1.0, 3.0, 4.0, 9.0, 1.0, 2.0, 1.0],
+                            "generalization_error": [0.4, 0.2, 0.1, 0.0, 0.5, -0.1, 0.3]})
+    ratios = probe_ratios(per_run)
+    assert ratios.loc[("resnet18", "W2A4"), "grad_norm"] == pytest.approx(2.0 / 4.0)
+    assert ratios.loc[("resnet18", "W2A4"), "generalization_error"] == pytest.approx(0.3 / 0.1)
+    # a negative baseline: the ratio would not read, so no number; a setting without the baseline: no row
+    assert math.isnan(ratios.loc[("deit_mini", "W2A4"), "generalization_error"])
+    assert ("mobilenetv2_100", "W2A4") not in ratios.index
+
+
+def test_reading_conclusion_sets_each_share_against_chance_and_the_twin_against_its_binomial_error():
+    from mixq_core.report import reading_conclusion
+
+    def scores(generated, collages):
+        return {"generated": {"both_in_top2": generated}, "collages": {"both_in_top2": collages}}
+
+    text = reading_conclusion({"resnet18": scores(2.5, 6.0), "resnet18_mix": scores(9.0, 7.0),
+                               "deit_mini": scores(6.0, 6.0)}, 200, {"both_in_top2": 2.2},
+                              {"resnet18_mix": "resnet18", "deit_mini_mix": "deit_mini"}).splitlines()
+    # 2.5 % of 200: standard error sqrt(0.025 * 0.975 / 200) = 1.1 %
+    assert text[0] == ("- **generated**, both prompted classes in the top-2 (200 pictures): resnet18 2.5 ± 1.1 %, "
+                       "resnet18_mix 9.0 ± 2.0 %, deit_mini 6.0 ± 1.7 %; chance 2.2 %.")
+    # +6.5 pt against 2 × hypot(1.10, 2.02) = 4.6: beyond; +1.0 pt against 2 × hypot(1.68, 1.80) = 4.9: within
+    assert text[2] == ("- **resnet18_mix against resnet18, generated**: +6.5 pt, beyond two standard errors of the "
+                       "two shares.")
+    assert text[3] == ("- **resnet18_mix against resnet18, collages**: +1.0 pt, within two standard errors of the "
+                       "two shares.")
+    assert len(text) == 4  # deit_mini_mix was not read: no line for it
