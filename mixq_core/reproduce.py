@@ -139,6 +139,38 @@ def _as_page(path: Path, title: str | None) -> None:
     path.write_text(nbformat.writes(notebook) + "\n")
 
 
+def page_profiles(out_dir: Path = EXECUTED_DIR) -> dict[str, str | None]:
+    """The profile each executed page under ``out_dir`` was run with, as papermill injected it (None for a
+    page without an injected ``profile``): the book is built from whatever pages are there, so a partial
+    ``reproduce`` leaves pages of an earlier run beside the new ones."""
+    import ast
+
+    import nbformat
+
+    profiles = {}
+    for path in sorted(out_dir.glob("*.ipynb")):
+        profiles[path.stem] = None
+        for cell in nbformat.read(path, as_version=4).cells:
+            if "injected-parameters" not in cell.metadata.get("tags", []):
+                continue
+            for statement in ast.parse(cell.source).body:
+                if (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
+                        and any(getattr(target, "id", None) == "profile" for target in statement.targets)):
+                    profiles[path.stem] = statement.value.value
+    return profiles
+
+
+def other_profile_pages(profile: str, out_dir: Path = EXECUTED_DIR) -> str | None:
+    """None when every executed page ran ``profile``; else a sentence naming the pages that did not."""
+    others = {name: ran for name, ran in page_profiles(out_dir).items() if ran != profile}
+    if not others:
+        return None
+    listed = ", ".join(f"{name} ({ran or 'no profile injected'})" for name, ran in others.items())
+    return (f"the book would mix profiles: these pages under {out_dir}/ were executed with another profile than "
+            f"{profile!r}: {listed}. Run `mixq reproduce --profile {profile}` without --notebooks to execute them "
+            f"all, or delete them")
+
+
 def build_book(root: Path = Path("."), strict: bool = False) -> str | None:
     """``jupyter-book build`` of the repository root (``strict``: warnings are errors); None on
     success, else the tail of its log."""
@@ -178,7 +210,12 @@ def reproduce(profile: str = "mini", notebooks: list[str] | None = None, skip_bo
         if error is not None:
             failures[page.name] = error
     book = None
-    if not skip_book:
+    mixed = None if skip_book else other_profile_pages(profile)
+    if mixed and strict:  # a book meant to be published shows one profile's numbers
+        failures["book"] = mixed
+    elif not skip_book:
+        if mixed:
+            print(f"[reproduce] warning: {mixed}.", file=sys.stderr)
         error = build_book(strict=strict)
         if error is not None:
             failures["book"] = error

@@ -208,6 +208,28 @@ def test_a_notebook_with_page_variants_runs_once_per_page_with_its_parameters_an
         assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]  # the page shows one
 
 
+def test_a_strict_book_refuses_pages_executed_with_another_profile(tmp_path, monkeypatch):
+    from mixq_core import reproduce as reproduce_module
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    for name in ("01_a", "02_b"):
+        _notebook(tmp_path / "notebooks" / f"{name}.ipynb", "1")
+    reproduce("smoke", skip_book=True)
+    assert reproduce_module.page_profiles() == {"01_a": "smoke", "02_b": "smoke"}
+    monkeypatch.setattr(reproduce_module, "check_checkout", lambda book: None)
+    built = []
+    monkeypatch.setattr(reproduce_module, "build_book", lambda strict: built.append(strict))
+    reproduce("smoke", notebooks=["02_b"], strict=True)  # one profile throughout: the book is built
+    assert built == [True]
+    with pytest.raises(ReproduceError, match=r"mix profiles.*: 01_a \(smoke\)\."):
+        reproduce("mini-short", notebooks=["02_b"], strict=True)  # 01_a still holds smoke's numbers
+    assert built == [True]  # refused before jupyter-book ran
+    reproduce("mini-short", notebooks=["02_b"])  # not strict: a warning, then the book
+    assert built == [True, False]
+    assert reproduce_module.page_profiles() == {"01_a": "smoke", "02_b": "mini-short"}
+
+
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_PROFILES = ("mini-full", "mini-gap", "mini-polysemy", "mini-gap-polysemy", "mini-short",
                       "mini-long")  # committed under results/ptq
