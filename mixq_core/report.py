@@ -185,6 +185,7 @@ def pivot_sources(table, index=("model", "bits")):
     wide = wide[[s for s in SOURCE_ORDER if s in wide.columns]]
     fp = table.groupby(list(index), sort=False)["fp_top1"].first()
     wide.insert(0, "FP", fp.map(lambda v: f"{v:.2f}"))
+    wide.columns.name = None  # shown, it would head the index column ("data" above "model") and name nothing there
     return wide.fillna("—")  # a source this setting did not run
 
 
@@ -609,14 +610,15 @@ def readable(frame, digits: int = 2):
 PANELS_ACROSS = 3  # at most this many panels side by side, so a figure fits the book's column
 
 
-def panel_grid(n: int, width: float = 3.6, height: float = 3.0):
-    """A figure of ``n`` panels, at most :data:`PANELS_ACROSS` per row; unused panels are hidden."""
+def panel_grid(n: int, width: float = 3.6, height: float = 3.0, sharey: bool = False):
+    """A figure of ``n`` panels, at most :data:`PANELS_ACROSS` per row; unused panels are hidden.
+    ``sharey``: one y axis for all, labelled on the first panel of each row only."""
     import matplotlib.pyplot as plt
 
     columns = min(n, PANELS_ACROSS)
     rows = math.ceil(n / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
-                                layout="constrained")
+                                layout="constrained", sharey=sharey)
     flat = list(axes.flat)
     for axis in flat[n:]:
         axis.set_visible(False)
@@ -664,29 +666,37 @@ def stack_comparisons(comparisons: dict[str, object], by=("model", "bits")):
 
 def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
     """``a − b`` for each baseline ``b`` (``{b: compare_sources(table, a, b)}``), one panel per group: the
-    difference of mean top-1 with ±2 standard errors (the seed-spread criterion), and zero as a line."""
+    difference of mean top-1 with ±2 standard errors (the seed-spread criterion), and zero as a line. A
+    difference with one seed on a side has no standard error: its point is hollow and has no bar."""
     import pandas as pd
 
-    frames = [table.assign(baseline=b).rename(columns={table.columns[len(by)]: "difference"})
+    frames = [table.assign(baseline=b, compared=table.columns[len(by)].split(" − ")[0])
+              .rename(columns={table.columns[len(by)]: "difference"})
               for b, table in comparisons.items() if not table.empty]
     if not frames:
         return None
     frame = pd.concat(frames, ignore_index=True)
     groups = list(frame.groupby(list(by), sort=False))
-    figure, axes = panel_grid(len(groups), width=3.4)
+    # One row per comparison in every panel (a panel without it leaves its row empty): the labels, long, are
+    # written once per row of panels, and the panels keep the room.
+    comparisons_shown = dict.fromkeys(zip(frame["compared"], frame["baseline"], strict=True))
+    rows_of = {key: row for row, key in enumerate(comparisons_shown)}
+    figure, axes = panel_grid(len(groups), width=3.0, height=0.45 * len(rows_of) + 1.0, sharey=True)
     palette = source_palette()
     for axis, (key, rows) in zip(axes, groups, strict=True):
-        rows = rows.reset_index(drop=True)
-        for index, row in rows.iterrows():
+        for _, row in rows.iterrows():
             label = SOURCE_LABELS.get(row["baseline"], row["baseline"])
-            error = 0.0 if math.isnan(row["standard error"]) else 2 * row["standard error"]
-            axis.errorbar([row["difference"]], [index], xerr=[error], fmt="o", capsize=3,
-                          color=palette.get(label, "black"))
+            one_seed = math.isnan(row["standard error"])
+            color = palette.get(label, "black")
+            axis.errorbar([row["difference"]], [rows_of[row["compared"], row["baseline"]]],
+                          xerr=[0.0 if one_seed else 2 * row["standard error"]],
+                          fmt="o", capsize=3, color=color, markerfacecolor="white" if one_seed else color)
         axis.axvline(0, color="grey", lw=1)
-        axis.margins(x=0.25, y=0.3)
-        axis.set_yticks(range(len(rows)), [f"− {SOURCE_LABELS.get(b, b)}" for b in rows["baseline"]])
-        axis.set_title(" ".join(key) if isinstance(key, tuple) else str(key))
-        axis.set_xlabel("difference in top-1 (points)")
+        axis.margins(x=0.25)
+        axis.set_ylim(len(rows_of) - 0.5, -0.5)  # the first comparison on top
+        axis.set_yticks(range(len(rows_of)), [f"{a} − {SOURCE_LABELS.get(b, b)}" for a, b in rows_of])
+        axis.set_title(" ".join(key) if isinstance(key, tuple) else str(key), fontsize=10)
+    figure.supxlabel("difference in top-1 (points)", fontsize=10)  # once: panels this narrow would overlap it
     return figure
 
 
@@ -755,6 +765,7 @@ def progress_table(status):
     cells = status.groupby(["model", "bits", "steps", "data"], sort=False)["done"].agg(["sum", "size"])
     cells["seeds run"] = [f"{done}/{planned}" for done, planned in zip(cells["sum"], cells["size"], strict=True)]
     wide = cells["seeds run"].unstack("data")
+    wide.columns.name = None  # the sources are the columns; the name would head the index column
     return wide[[s for s in SOURCE_ORDER if s in wide.columns]].fillna("—")
 
 
@@ -776,14 +787,25 @@ def run_times(records: list[dict]):
     for record in records:
         config, made = record["metrics"]["config"], record["provenance"]
         rows.append({"model": config["model"], "steps": config["iters"], "minutes": run_seconds(record) / 60,
-                     "cpu": made.get("gpu") or made.get("cpu") or "not recorded",
-                     "threads": str(made["threads"]) if "threads" in made else "not recorded"})
+                     "cpu": made.get("gpu") or made.get("cpu"),
+                     "threads": str(made["threads"]) if "threads" in made else None})
     frame = pd.DataFrame(rows, columns=["model", "steps", "minutes", "cpu", "threads"])
     table = frame.groupby(["model", "steps"], sort=False).agg(
         runs=("minutes", "size"), median_minutes=("minutes", "median"), fastest=("minutes", "min"),
-        slowest=("minutes", "max"), machines=("cpu", lambda v: ", ".join(sorted(set(v)))),
-        threads=("threads", lambda v: ", ".join(sorted(set(v)))))
+        slowest=("minutes", "max"), machines=("cpu", _stated), threads=("threads", _stated))
     return table.round(1).reset_index()
+
+
+def _stated(values) -> str:
+    """What a group of records states about one thing (None where a record does not): the distinct values,
+    and how many records of the group do not say, e.g. "AMD EPYC (3 of 17 not recorded)"."""
+    import pandas as pd
+
+    stated = sorted({value for value in values if not pd.isna(value)})
+    missing = int(pd.isna(values).sum())
+    if not stated:
+        return "not recorded"
+    return ", ".join(stated) + (f" ({missing} of {len(values)} not recorded)" if missing else "")
 
 
 def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | None = None):

@@ -48,6 +48,14 @@ def test_the_difference_figure_shows_each_baseline_with_two_standard_errors():
             assert container.lines[0].get_xdata()[0] == pytest.approx(row[f"mixup − {baseline}"])
             low, high = (cap.get_xdata()[0] for cap in container.lines[1])  # the error bar's two caps
             assert high - low == pytest.approx(4 * row["standard error"], abs=1e-6)
+        # each comparison on its own row, the same in every panel
+        assert [container.lines[0].get_ydata()[0] for container in axis.containers] == [0, 1]
+    # one y axis: the labels, long, are written on the first panel of a row only
+    assert [tick.get_text() for tick in figure.axes[0].get_yticklabels()] == ["mixup − single-class",
+                                                                              "mixup − real (upper bound)"]
+    one_seed = {"single": comparisons["single"].assign(**{"standard error": float("nan")})}
+    for axis in plot_differences(one_seed).axes:  # no spread to draw: a hollow point
+        assert axis.containers[0].lines[0].get_markerfacecolor() == "white"
 
 
 
@@ -284,7 +292,8 @@ def test_run_times_give_the_median_minutes_per_model_and_schedule_and_say_what_s
     table = run_times(records).set_index(["model", "steps"])
     long = table.loc[("resnet18", 5000)]
     assert (long["runs"], long["median_minutes"], long["fastest"], long["slowest"]) == (3, 34.0, 30.0, 40.0)
-    assert long["machines"] == "AMD EPYC, not recorded" and long["threads"] == "1, not recorded"
+    assert long["machines"] == "AMD EPYC (1 of 3 not recorded)" and long["threads"] == "1 (1 of 3 not recorded)"
+    assert run_times(records[1:2]).loc[0, "machines"] == "not recorded"
     assert table.loc[("deit_mini", 2000), "machines"] == "H200"  # synthesis (shared by cells) left out above
 
 
