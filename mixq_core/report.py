@@ -277,13 +277,13 @@ def run_probes(records: list[dict]):
 
 def verdict_counts(comparison, column: str, by: str | None = "world"):
     """Per ``by`` group of a :func:`compare_sources` table (``by=None``: over the whole table, as one row): how
-    many cells have ``column`` beyond the seed spread in favour (> 0), against (< 0), within it, or only one seed
-    to compare."""
+    many cells have ``column`` beyond the seed spread ahead (> 0) or behind (< 0), within it, or only one seed
+    to compare: the words of every verdict in the book."""
     import pandas as pd
 
     verdict = comparison["verdict"]
     beyond = verdict.str.endswith(BEYOND)
-    counts = pd.DataFrame({"better": beyond & (comparison[column] > 0), "worse": beyond & (comparison[column] < 0),
+    counts = pd.DataFrame({"ahead": beyond & (comparison[column] > 0), "behind": beyond & (comparison[column] < 0),
                            "within seed spread": verdict == "within seed spread",
                            "one seed": verdict.str.startswith("one seed")})
     if by is None:
@@ -309,6 +309,7 @@ def world_summary(versus_single, drops):
     summary = counts.assign(cells=counts.sum(axis=1), **{"mixup − single": mean_difference})
     drop_means = drops.pivot_table(index="world", columns="data", values="drop from real", aggfunc="mean",
                                    observed=True)
+    drop_means = drop_means[[source for source in SOURCE_ORDER if source in drop_means.columns]]  # the book's order
     drop_means.columns = [f"drop {source}" for source in drop_means.columns]
     return summary.join(drop_means)[["cells", "mixup − single", *counts.columns, *drop_means.columns]]
 
@@ -321,7 +322,7 @@ def world_conclusion(summary) -> str:
         return "No cell has been run in every world yet, so there is nothing to conclude."
     lines = []
     for world, row in summary.iterrows():
-        cells, better, worse = int(row["cells"]), int(row["better"]), int(row["worse"])
+        cells, better, worse = int(row["cells"]), int(row["ahead"]), int(row["behind"])
         if better and not worse:
             verdict = f"mixup-class prompts beat single-class prompts beyond the seed spread in {better} of {cells}"
         elif worse and not better:
@@ -347,13 +348,13 @@ def world_conclusion(summary) -> str:
     lines.append(f"- **In short**: mixup-class prompts lead single-class prompts on average in "
                  f"{', '.join(ahead) if ahead else 'no world'}; they gain most against plain in {best} "
                  f"({shifts[best]:+.2f} pt); over all worlds they win beyond the seed spread in "
-                 f"{int(summary['better'].sum())} and lose beyond it in {int(summary['worse'].sum())} of "
+                 f"{int(summary['ahead'].sum())} and lose beyond it in {int(summary['behind'].sum())} of "
                  f"{int(summary['cells'].sum())} cells.")
     return "\n".join(lines)
 
 
 # How a conclusion says each column of :func:`verdict_counts`.
-VERDICT_WORDS = {"better": "ahead by more than the seed spread", "worse": "behind by more than the seed spread",
+VERDICT_WORDS = {"ahead": "ahead by more than the seed spread", "behind": "behind by more than the seed spread",
                  "within seed spread": "within the seed spread", "one seed": "one seed only, so no spread to compare"}
 
 
@@ -567,7 +568,7 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
                 "drop": "drop (points)", "grad_norm": "gradient norm", "grad_norm_mean": "gradient norm",
                 "grad_norm_rounding": "gradient norm", "generalization_error": "generalization error",
                 "feature_trace_cov": "feature spread", "top1_mean": "top-1 mean (%)", "top1_std": "std",
-                "seeds": "seeds", "data": "source", "iters": "iterations", "k": "classes per prompt",
+                "seeds": "seeds", "data": "source", "iters": "steps", "k": "classes per prompt",
                 "partners": "partners", "guidance": "guidance", "unit_index": "block", "bits": "bits",
                 "model": "model", "seed": "seed", "mean_entropy": "prediction entropy (mean)",
                 "top1_coverage": "classes predicted (share)", "top1_entropy": "entropy of predicted classes",
@@ -1087,7 +1088,7 @@ def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
     counts = verdict_counts(pd.concat(tables), "difference", by=None)
     text = (f"- **In short**: in the long schedule, mixup-class prompts are last among the generated sources in "
             f"{last} of {settings} settings. Of their {int(counts.sum())} comparisons with a baseline, "
-            f"{counts['worse']} are behind beyond the seed spread, {counts['better']} ahead beyond it, "
+            f"{counts['behind']} are behind beyond the seed spread, {counts['ahead']} ahead beyond it, "
             f"{counts['within seed spread']} within it")
     if counts["one seed"]:
         rest = "still rests" if counts["one seed"] == 1 else "still rest"

@@ -107,7 +107,7 @@ def test_world_conclusion_states_each_worlds_verdict_and_its_shift_from_plain():
                           "data": ["single", "mixup"] * 3, "drop from real": [0.2, 0.4, 1.2, 1.0, 0.3, 0.3]})
     summary = report.world_summary(versus_single, drops)
     assert summary.index.tolist() == ["plain", "gap", "polysemy"]
-    assert summary.loc["gap", "cells"] == 2 and summary.loc["gap", "better"] == 1
+    assert summary.loc["gap", "cells"] == 2 and summary.loc["gap", "ahead"] == 1
     assert summary.loc["gap", "mixup − single"] == pytest.approx(0.4)
     assert summary.loc["plain", "drop mixup"] == pytest.approx(0.4)
     text = report.world_conclusion(summary)
