@@ -605,17 +605,21 @@ def train_generator(out: str | os.PathLike, work: str | os.PathLike, seed: int =
             "files": [str(f) for f in files]}
 
 
-def gallery(pairs: list, columns: int, title_of=None):
-    """A matplotlib figure of ``(record, PIL image)`` pairs in rows of ``columns``."""
+def gallery(pairs: list, columns: int, title_of=None, row_label_of=None):
+    """A matplotlib figure of ``(record, PIL image)`` pairs in rows of ``columns``: ``title_of(record)`` above
+    each image (an empty title draws none), ``row_label_of(record)`` left of each row's first image."""
     import matplotlib.pyplot as plt
 
     rows = math.ceil(len(pairs) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for axis, (record, image) in zip(axes.flat, pairs, strict=False):
+    for index, (axis, (record, image)) in enumerate(zip(axes.flat, pairs, strict=False)):
         axis.imshow(image, cmap="gray")
-        if title_of is not None:
+        if title_of is not None and title_of(record):
             axis.set_title(title_of(record), fontsize=6)
+        if row_label_of is not None and index % columns == 0:
+            axis.text(-0.08, 0.5, row_label_of(record), transform=axis.transAxes, ha="right", va="center",
+                      fontsize=7)
     figure.tight_layout()
     return figure

@@ -337,3 +337,20 @@ def test_chance_pair_scores_are_those_of_a_top2_drawn_without_looking():
     both = sum(a == b for a in pairs for b in pairs) / len(pairs) ** 2
     anyone = sum(bool(a & b) for a in pairs for b in pairs) / len(pairs) ** 2
     assert (100 * both, 100 * anyone) == pytest.approx((chance["both_in_top2"], chance["any_in_top2"]))
+
+
+def test_gallery_labels_each_row_once_and_draws_no_empty_title():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from PIL import Image
+
+    from mixq_core.generator import gallery
+
+    image = Image.new("L", (8, 8))
+    cells = [(("plain", "bag"), image), (("plain", "coat"), image), (("gap", "bag"), image), (("gap", "coat"), image)]
+    figure = gallery(cells, columns=2, row_label_of=lambda key: key[0],
+                     title_of=lambda key: key[1] if key[0] == "plain" else "")
+    axes = figure.axes
+    assert [axis.get_title() for axis in axes] == ["bag", "coat", "", ""]
+    assert [[text.get_text() for text in axis.texts] for axis in axes] == [["plain"], [], ["gap"], []]
