@@ -430,8 +430,11 @@ def test_the_convergence_cell_is_set_beside_the_same_runs_of_the_main_schedule()
         "mixup-class has only its 20000-step run so far. Mixup-class minus real: -0.70 pt at 20000 steps.")
     long = _summary({"real": 92.3, "mixup": 91.5})
     conclusion = regime_conclusion(long, long, {}, rounding_summary(records), runs)
-    assert ("resnet18, 5000 steps: 4.2 % still soft, 10.00 % away from nearest; "
-            "resnet18, 20000 steps: 1.5 % still soft, 10.00 % away from nearest.") in conclusion
+    assert ("resnet18, 5000 steps: 4.2 % still soft, 10.0 % away from nearest; "
+            "resnet18, 20000 steps: 1.5 % still soft, 10.0 % away from nearest.") in conclusion
+    records.append(run("mixup", 0, 2000, 91.0, 0.24))  # a shorter schedule leaves a quarter undecided
+    assert "resnet18, 2000 steps: 24.0 % still soft (not settled), 10.0 % away from nearest" in regime_conclusion(
+        long, long, {}, rounding_summary(records), runs)
     assert "- **Convergence at 20000 steps**: **resnet18 W2A4**, 5000 → 20000 steps" in conclusion
 
 
