@@ -608,7 +608,7 @@ def readable(frame, digits: int = 2):
 # ----------------------------------------------------------------------------- figures
 
 
-PANELS_ACROSS = 3  # at most this many panels side by side, so a figure fits the book's column
+PANELS_ACROSS = 2  # at most this many panels side by side: the book column shrinks a wider figure, text and all
 
 
 def panel_grid(n: int, width: float = 3.6, height: float = 3.0, sharey: bool = False):
@@ -682,7 +682,7 @@ def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
     # written once per row of panels, and the panels keep the room.
     comparisons_shown = dict.fromkeys(zip(frame["compared"], frame["baseline"], strict=True))
     rows_of = {key: row for row, key in enumerate(comparisons_shown)}
-    figure, axes = panel_grid(len(groups), width=3.0, height=0.45 * len(rows_of) + 1.0, sharey=True)
+    figure, axes = panel_grid(len(groups), width=3.6, height=0.45 * len(rows_of) + 1.0, sharey=True)
     palette = source_palette()
     for axis, (key, rows) in zip(axes, groups, strict=True):
         for _, row in rows.iterrows():
