@@ -193,7 +193,8 @@ BEYOND = "beyond seed spread"  # the end of a verdict whose difference counts: "
 
 
 def beyond_spread(difference: float, error: float) -> bool:
-    """The book's one rule for a difference that counts: more than twice its standard error over seeds."""
+    """The book's one rule for a difference that counts: more than twice its standard error (over seeds for
+    top-1; binomial for a share of pictures, in :func:`reading_conclusion`)."""
     return abs(difference) > 2 * error
 
 
