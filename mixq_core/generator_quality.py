@@ -149,7 +149,6 @@ def polysemy_split(pipe, judge, steps: int = 25, guidance: float = 3.0, per_word
     return split
 
 
-@torch.no_grad()
 def chance_pair_scores(n_classes: int = 10) -> dict[str, float]:
     """``both_in_top2`` and ``any_in_top2`` (%) of a judge whose top-2 ignores the picture (two distinct classes
     drawn uniformly): the floor against which :func:`pair_scores` reads."""
@@ -157,6 +156,7 @@ def chance_pair_scores(n_classes: int = 10) -> dict[str, float]:
     return {"both_in_top2": 100.0 / pairs, "any_in_top2": 100.0 * (1 - math.comb(n_classes - 2, 2) / pairs)}
 
 
+@torch.no_grad()
 def pair_scores(judge, pictures: torch.Tensor, pairs: list[set[int]]) -> dict[str, float]:
     """Two-class scores (%) of uint8 two-item pictures ``(N, 1, 32, 32)`` whose prompted classes are ``pairs``.
 
