@@ -35,6 +35,15 @@ MIXED_SOURCES = tuple(name for name, s in SOURCES.items() if s.mixes_classes)  #
 SOURCE_LABELS = {name: source.label for name, source in SOURCES.items()}
 
 
+MINUS = "\u2212"  # the typographic minus sign: a hyphen is shorter than a plus sign and breaks lines
+
+
+def num(value: float, spec: str = "+.2f") -> str:
+    """``value`` formatted by ``spec`` (default: signed, two decimals) with a true minus sign, as the book prints
+    every number that can be negative."""
+    return format(value, spec).replace("-", MINUS)
+
+
 def source_palette() -> dict[str, tuple]:
     """One colour per source *label*, the same in every chapter (seaborn's tab10 in registry order)."""
     import seaborn as sns
@@ -334,21 +343,21 @@ def world_conclusion(summary) -> str:
         else:
             verdict = f"no difference exceeds the seed spread in any of {cells}"
         lines.append(f"- **{world}**: {verdict} cell{'s' * (cells != 1)} "
-                     f"(mean mixup − single {row['mixup − single']:+.2f} pt).")
+                     f"(mean mixup − single {num(row['mixup − single'])} pt).")
     plain, *others = summary.index
     drop_columns = [c for c in summary.columns if c.startswith("drop ")]
     mean_drop = summary[drop_columns].mean(axis=1)
     for world in others:
         gain = summary.loc[world, "mixup − single"] - summary.loc[plain, "mixup − single"]
         lines.append(f"- **{world} against {plain}**: mixup's margin over single-class prompts changes by "
-                     f"{gain:+.2f} pt, and the generated sources fall {mean_drop[world] - mean_drop[plain]:+.2f} pt "
+                     f"{num(gain)} pt, and the generated sources fall {num(mean_drop[world] - mean_drop[plain])} pt "
                      f"further below real-data calibration on average.")
     ahead = [world for world in summary.index if summary.loc[world, "mixup − single"] > 0]
     shifts = summary["mixup − single"] - summary.loc[plain, "mixup − single"]
     best = shifts.drop(plain).idxmax() if others else plain
     lines.append(f"- **In short**: mixup-class prompts lead single-class prompts on average in "
                  f"{', '.join(ahead) if ahead else 'no world'}; they gain most against plain in {best} "
-                 f"({shifts[best]:+.2f} pt); over all worlds they win beyond the seed spread in "
+                 f"({num(shifts[best])} pt); over all worlds they win beyond the seed spread in "
                  f"{int(summary['ahead'].sum())} and lose beyond it in {int(summary['behind'].sum())} of "
                  f"{int(summary['cells'].sum())} cells.")
     return "\n".join(lines)
@@ -382,7 +391,7 @@ def source_conclusion(table, mixed: str = "mixup", baselines: Sequence[str] = ("
         settings = len(versus)
         found = "; ".join(f"{VERDICT_WORDS[verdict]} in {int(n)}" for verdict, n in counts.items() if n)
         lines.append(f"- **{name} against {SOURCE_LABELS.get(baseline, baseline)}**, over {settings} "
-                     f"setting{'s' * (settings != 1)}: {found} (mean difference {versus[column].mean():+.2f} points).")
+                     f"setting{'s' * (settings != 1)}: {found} (mean difference {num(versus[column].mean())} points).")
     generated = table[table["data"].isin(SYNTHETIC_SOURCES)]
     real = table[table["data"] == "real"].set_index(list(by))["top1_mean"]
     if not generated.empty and not real.empty:
@@ -392,7 +401,7 @@ def source_conclusion(table, mixed: str = "mixup", baselines: Sequence[str] = ("
             winners = best.loc[gap.index, "data"].map(lambda d: SOURCE_LABELS.get(d, d)).value_counts()
             lines.append(f"- **Real data against the best generated source** (most often {winners.index[0]}): "
                          f"real images are ahead in {int((gap > 0).sum())} of {len(gap)} "
-                         f"setting{'s' * (len(gap) != 1)}, and real minus best is {gap.mean():+.2f} points on "
+                         f"setting{'s' * (len(gap) != 1)}, and real minus best is {num(gap.mean())} points on "
                          f"average.")
     return "\n".join(lines) if lines else "No setting has both sources yet, so there is nothing to conclude."
 
@@ -427,8 +436,8 @@ def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "sin
         if not {"plain", "mix-trained"} <= set(by_classifier.index):
             continue
         plain, mix = by_classifier.loc["plain"], by_classifier.loc["mix-trained"]
-        line = (f"- **{architecture} {bits}**: {names[0]} minus {names[1]} is {plain[column]:+.2f} pt, "
-                f"{plain['verdict']} on the plain classifier and {mix[column]:+.2f} pt, {mix['verdict']} on the "
+        line = (f"- **{architecture} {bits}**: {names[0]} minus {names[1]} is {num(plain[column])} pt, "
+                f"{plain['verdict']} on the plain classifier and {num(mix[column])} pt, {mix['verdict']} on the "
                 "mix-trained one.")
         if math.isnan(plain["standard error"]) or math.isnan(mix["standard error"]):
             one_seed += 1
@@ -437,7 +446,7 @@ def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "sin
             changed += plain["verdict"].split(",")[0] != mix["verdict"].split(",")[0]
             shift, error = mix[column] - plain[column], math.hypot(plain["standard error"], mix["standard error"])
             moved += beyond_spread(shift, error)
-            line += (f" The mix-trained classifier moves it by {shift:+.2f} pt (standard error {error:.2f}): "
+            line += (f" The mix-trained classifier moves it by {num(shift)} pt (standard error {error:.2f}): "
                      f"{'beyond' if beyond_spread(shift, error) else 'within'} the seed spread.")
         lines.append(line)
     if not judged + one_seed:
@@ -470,13 +479,23 @@ def _ratio(value: float, reference: float) -> str:
     return f"{value / reference:.2f}×" if reference > 0 and value >= 0 else ""
 
 
+def _against(value: float, reference: float) -> str:
+    """The two means side by side, where :func:`_ratio` would not read."""
+    return f"{num(value, '.3g')} against {num(reference, '.3g')}"
+
+
+def _probe_means(per_run, by: Sequence[str]):
+    """Mean gradient norm and generalization error of a :func:`run_probes` table per ``by`` and source."""
+    return per_run.groupby([*by, "data"], observed=True, sort=False)[["grad_norm", "generalization_error"]].mean()
+
+
 def probe_ratios(per_run, by: Sequence[str] = ("model", "bits"), mixed: str = "mixup", baseline: str = "single"):
     """Per setting (``by``) of a :func:`run_probes` table, each probe's mean over ``mixed`` runs as a multiple of
     its mean over ``baseline`` runs; NaN where a setting lacks one of the two, or where a ratio would not read
     (see :func:`_ratio`: a generalization error can be negative)."""
     import pandas as pd
 
-    means = per_run.groupby([*by, "data"], observed=True)[["grad_norm", "generalization_error"]].mean()
+    means = _probe_means(per_run, by).sort_index()
     rows = {}
     for key, group in means.groupby(level=list(range(len(by))), observed=True):
         group = group.droplevel(list(range(len(by))))
@@ -504,11 +523,11 @@ def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", basel
             continue
         correlation = rows[field].corr(rows["top1"]) if len(rows) > 2 else float("nan")
         tie = "" if math.isnan(correlation) else (
-            f"; across its {len(rows)} runs the correlation of {what} with top-1 is r = {correlation:+.2f}")
+            f"; across its {len(rows)} runs the correlation of {what} with top-1 is r = {num(correlation)}")
         other = SOURCE_LABELS.get(baseline, baseline)
         ratio = _ratio(means[mixed], means[baseline])
         compared = (f"{ratio} the {what} of {other} sets" if ratio else
-                    f"a {what} of {means[mixed]:.3g} against {means[baseline]:.3g} for {other} sets")
+                    f"a {what} of {_against(means[mixed], means[baseline])} for {other} sets")
         lines.append(f"- **{setting}**: {SOURCE_LABELS.get(mixed, mixed)} sets give {compared}{tie}.")
     return "\n".join(lines) if lines else f"No setting has runs of both {mixed} and {baseline} yet."
 
@@ -537,7 +556,7 @@ def reading_conclusion(scores: dict, n: int, chance: dict[str, float], twins: di
         for kind in kinds:
             a, b = scores[mixed][kind]["both_in_top2"], scores[plain][kind]["both_in_top2"]
             beyond = beyond_spread(a - b, math.hypot(error(a), error(b)))
-            lines.append(f"- **{mixed} against {plain}, {kind}**: {a - b:+.1f} pt, "
+            lines.append(f"- **{mixed} against {plain}, {kind}**: {num(a - b, '+.1f')} pt, "
                          + ("beyond" if beyond else "within") + " two standard errors of the two shares.")
     return "\n".join(lines) if lines else "No classifier has read the two-class pictures."
 
@@ -580,8 +599,9 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
 
 def readable(frame, digits: int = 2):
     """``frame`` for display: human column and index names (:data:`FIELD_LABELS`), source names as their labels,
-    numbers rounded to ``digits`` (columns of values below 1 to three significant digits), columns that hold
-    nothing (all NaN) left out, and a dash where a row has no value."""
+    numbers rounded to ``digits`` (columns of values below 1 to three significant digits; a column with negative
+    values as text, with a true minus sign), columns that hold nothing (all NaN) left out, and a dash where a row
+    has no value."""
     import pandas as pd
 
     shown = frame.dropna(axis=1, how="all").copy()
@@ -596,10 +616,14 @@ def readable(frame, digits: int = 2):
         shown = shown.set_index([FIELD_LABELS.get(n, n) for n in index])
     for position in range(shown.shape[1]):  # by position: two compared tables side by side repeat column names
         values = shown.iloc[:, position]
-        if pd.api.types.is_numeric_dtype(values):  # small values keep three significant digits
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             largest = values.abs().max()
-            small = largest and largest < 1 and not math.isnan(largest)
-            values = values.round(max(digits, 2 - math.floor(math.log10(largest))) if small else digits)
+            small = largest and largest < 1 and not math.isnan(largest)  # small values keep three significant digits
+            decimals = max(digits, 2 - math.floor(math.log10(largest))) if small else digits
+            values = values.round(decimals)
+            if (values < 0).any():  # as text, so that negative numbers print with a true minus sign
+                spec = "d" if pd.api.types.is_integer_dtype(values) else f".{decimals}f"
+                values = values.astype(object).map(lambda v, spec=spec: v if pd.isna(v) else num(v, spec))
         if values.isna().any():  # a value a row does not have: a dash, not NaN
             values = values.astype(object).where(values.notna(), "—")
         shown.isetitem(position, values)
@@ -610,6 +634,17 @@ def readable(frame, digits: int = 2):
 
 
 PANELS_ACROSS = 2  # at most this many panels side by side: the book column shrinks a wider figure, text and all
+
+
+def legend_below(grid, columns: int = 2) -> None:
+    """Move the legend of a seaborn figure-level plot (``relplot``, ``catplot``) from beside its panels to below
+    them, in ``columns`` columns and without a title: at the side it takes width from the panels, and the book
+    column then shrinks the whole figure, text and all."""
+    import seaborn as sns
+
+    panels = grid.figure.subplotpars  # seaborn keeps the margin it made for the legend: centre on the panels
+    sns.move_legend(grid, "upper center", bbox_to_anchor=((panels.left + panels.right) / 2, 0.0), ncol=columns,
+                    title=None, frameon=False)
 
 
 def panel_grid(n: int, width: float = 3.6, height: float = 3.0, sharey: bool = False):
@@ -914,7 +949,7 @@ def convergence_conclusion(runs, steps: int) -> str:
                 continue
             short, long = rows.iloc[0], rows.iloc[-1]
             parts.append(f"{SOURCE_LABELS.get(data, data)} {short['top1']:.2f} → {long['top1']:.2f} % "
-                         f"({long['top1'] - short['top1']:+.2f} pt; still soft {100 * short['soft_share']:.1f} → "
+                         f"({num(long['top1'] - short['top1'])} pt; still soft {100 * short['soft_share']:.1f} → "
                          f"{100 * long['soft_share']:.1f} %)")
         seed_text = "seed " + ", ".join(str(seed) for seed in seeds)
         line = (f"- **{model} {bits}**, {' → '.join(f'{int(i)}' for i in sorted(group['iters'].unique()))} steps, "
@@ -924,7 +959,7 @@ def convergence_conclusion(runs, steps: int) -> str:
             gaps = (top1["mixup"] - top1["real"]).dropna()
             if len(gaps):
                 line += " Mixup-class minus real: " + ", ".join(
-                    f"{gap:+.2f} pt at {int(iters)} steps" for iters, gap in gaps.items()) + "."
+                    f"{num(gap)} pt at {int(iters)} steps" for iters, gap in gaps.items()) + "."
         lines.append(line)
     return "\n".join(lines)
 
@@ -994,8 +1029,8 @@ def ranking_changes(short_table, long_table, by=("model", "bits")) -> list[str]:
             if above_short and rows.loc[a, "rank long"] > rows.loc[b, "rank long"]:
                 gaps = {regime: rows.loc[a, f"top1_mean {regime}"] - rows.loc[b, f"top1_mean {regime}"]
                         for regime in ("short", "long")}
-                swaps.append(f"{SOURCE_LABELS.get(a, a)} − {SOURCE_LABELS.get(b, b)} {gaps['short']:+.2f} pt short, "
-                             f"{gaps['long']:+.2f} pt long")
+                swaps.append(f"{SOURCE_LABELS.get(a, a)} − {SOURCE_LABELS.get(b, b)} {num(gaps['short'])} pt short, "
+                             f"{num(gaps['long'])} pt long")
         parts.append("the same order" if not swaps else "trading places: " + "; ".join(swaps))
         lines.append(f"{name}: " + ", ".join(parts))
     return lines
@@ -1023,7 +1058,7 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         column = f"mixup − {other}"  # compare_sources(long, "mixup", other) names its difference so
         cells = []
         for _, row in table.iterrows():
-            cells.append(f"{row['model']} {row['bits']} {row[column]:+.2f} pt ({row['verdict']})")
+            cells.append(f"{row['model']} {row['bits']} {num(row[column])} pt ({row['verdict']})")
         lines.append(f"- **mixup-class − {SOURCE_LABELS.get(other, other)}** in the long schedule: "
                      + "; ".join(cells) + ".")
     shift = schedule_shift(short_table, long_table)
@@ -1031,8 +1066,8 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         moves = []
         for _, row in shift.iterrows():
             error = "" if math.isnan(row["standard error"]) else f", standard error {row['standard error']:.2f}"
-            moves.append(f"{row['model']} {row['bits']} {row['mixup − single short']:+.2f} → "
-                         f"{row['mixup − single long']:+.2f} pt (moves {row['move']:+.2f} pt{error}; {row['verdict']})")
+            moves.append(f"{row['model']} {row['bits']} {num(row['mixup − single short'])} → "
+                         f"{num(row['mixup − single long'])} pt (moves {num(row['move'])} pt{error}; {row['verdict']})")
         lines.append("- **mixup-class − single-class, short schedule → long**: " + "; ".join(moves) + ".")
     changes = ranking_changes(short_table, long_table)
     if changes:
@@ -1064,15 +1099,14 @@ def _probes_line(probes) -> list[str]:
     """The conclusion's line on the paper's two probes (a :func:`run_probes` table): per model and bits, the
     mean gradient norm and generalization error of mixup-class sets as multiples of single-class sets' (the
     two means where a ratio would not read). Empty when no setting has both."""
+    means = _probe_means(probes, ("model", "bits"))
     parts = []
-    for (model, bits), rows in probes.groupby(["model", "bits"], sort=False):
-        means = rows.groupby("data")[["grad_norm", "generalization_error"]].mean()
-        if {"mixup", "single"} <= set(means.index):
-            mixup, single = means.loc["mixup"], means.loc["single"]
-            compared = []
-            for field, what in (("grad_norm", "gradient norm"), ("generalization_error", "generalization error")):
-                ratio = _ratio(mixup[field], single[field])
-                compared.append(f"{what} {ratio or f'{mixup[field]:.3g} against {single[field]:.3g}'}")
+    for model, bits in probes[["model", "bits"]].drop_duplicates().itertuples(index=False):
+        if (model, bits, "mixup") in means.index and (model, bits, "single") in means.index:
+            mixup, single = means.loc[(model, bits, "mixup")], means.loc[(model, bits, "single")]
+            compared = [f"{what} {_ratio(mixup[field], single[field]) or _against(mixup[field], single[field])}"
+                        for field, what in (("grad_norm", "gradient norm"),
+                                            ("generalization_error", "generalization error"))]
             parts.append(f"{model} {bits}: " + ", ".join(compared))
     if not parts:
         return []
@@ -1208,7 +1242,7 @@ def reference_display(table):
     # Names and numbers stay on one line; the two columns of prose wrap, so the numbers fit the column.
     prose = {column: [{"selector": "td", "props": [("white-space", "normal"), ("min-width", "9em")]}]
              for column in ("calibration", "source") if column in table.columns}
-    return (table.style.hide(axis="index").format("{:.2f}", subset=numbers, na_rep="")
+    return (table.style.hide(axis="index").format(lambda v: num(v, ".2f"), subset=numbers, na_rep="")
             .set_table_attributes('class="dataframe mixq-reference"')
             .set_table_styles([{"selector": "", "props": [("display", "block"), ("overflow-x", "auto"),
                                                           ("max-width", "100%")]},

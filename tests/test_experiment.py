@@ -134,7 +134,7 @@ def test_classifier_comparison_sets_each_mix_trained_model_beside_its_plain_twin
     assert comparison[["architecture", "bits", "classifier"]].values.tolist() == [
         ["resnet18", "W2A2", "plain"], ["resnet18", "W2A4", "plain"], ["resnet18", "W2A4", "mix-trained"]]
     text = report.classifier_conclusion(comparison)
-    assert ("**resnet18 W2A4**: mixup-class minus single-class is -2.00 pt, behind, beyond seed "
+    assert ("**resnet18 W2A4**: mixup-class minus single-class is −2.00 pt, behind, beyond seed "
             "spread on the plain classifier and +0.10 pt, within seed spread on the mix-trained one.") in text
     assert "W2A2" not in text  # no mix-trained run there: nothing to compare
     # the move: +0.10 - (-2.00), standard error hypot(0.163, 0.163) = 0.23

@@ -151,7 +151,7 @@ def test_the_source_conclusion_counts_verdicts_and_leaves_collapsed_settings_out
     assert ("over 2 settings: ahead by more than the seed spread in 1; behind by more than the seed spread in 1 "
             "(mean difference +0.00 points)") in text
     # in this frame the best generated source (mixup at W4A4, single at W2A2) beats real by 2 and 1 points
-    assert "(most often" in text and "real images are ahead in 0 of 2 settings, and real minus best is -1.50" in text
+    assert "(most often" in text and "real images are ahead in 0 of 2 settings, and real minus best is −1.50" in text
 
 
 def test_the_probe_and_ablation_conclusions_are_computed_from_their_tables():
@@ -162,13 +162,13 @@ def test_the_probe_and_ablation_conclusions_are_computed_from_their_tables():
                             for data, norm in (("single", 1.0), ("mixup", 2.0)) for seed in range(3)])
     text = probe_conclusion(per_run, "grad_norm", "gradient norm")
     assert "mixup-class sets give 1.99× the gradient norm of single-class sets" in text
-    assert "correlation of gradient norm with top-1 is r = -0.9" in text
+    assert "correlation of gradient norm with top-1 is r = −0.9" in text
     two_models = pd.concat([per_run.assign(model="resnet18"), per_run.assign(model="resnet18_mix", grad_norm=1.0)])
     lines = probe_conclusion(two_models, "grad_norm", "gradient norm", by=("model", "bits")).splitlines()
     assert lines[0].startswith("- **resnet18 W2A4**: mixup-class sets give 1.99× the gradient norm")
     assert lines[1].startswith("- **resnet18_mix W2A4**: mixup-class sets give 1.00× the gradient norm")
     negative = per_run.assign(generalization_error=per_run["grad_norm"] - 1.5)  # single ≈ -0.5, mixup ≈ +0.5
-    assert "mixup-class sets give a generalization error of 0.51 against -0.49 for single-class sets" in \
+    assert "mixup-class sets give a generalization error of 0.51 against −0.49 for single-class sets" in \
         probe_conclusion(negative, "generalization_error", "generalization error")
     assert probe_conclusion(per_run[per_run["data"] == "single"], "grad_norm", "gradient norm") == (
         "No setting has runs of both mixup and single yet.")
@@ -190,6 +190,17 @@ def test_readable_tables_have_human_headings_sensible_digits_and_no_nan():
         SOURCE_LABELS["mixup"], SOURCE_LABELS["genq"]]
     assert shown.iloc[0, 0] == 91.23 and list(shown.iloc[:, 1]) == [0.0123, 0.0009]  # three significant digits
     assert shown.iloc[1, 2] == "—" and not shown.isna().any().any()
+
+
+def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_decimals():
+    from mixq_core.report import num, readable
+
+    shown = readable(pd.DataFrame({"mixup − single": [-2.814, 0.5, float("nan")], "seeds": [3, -1, 2],
+                                   "top1": [91.0, 90.5, 89.25]}))
+    assert list(shown["mixup − single"]) == ["\u22122.81", "0.50", "—"]  # one decimal count down the column
+    assert list(shown["seeds"]) == ["3", "\u22121", "2"]
+    assert list(shown["top-1 (%)"]) == [91.0, 90.5, 89.25]  # no negative value: the column stays numeric
+    assert num(-0.5) == "\u22120.50" and num(0.5) == "+0.50" and num(-0.0123, ".3g") == "\u22120.0123"
 
 
 def test_grid_progress_counts_the_seeds_with_a_record_against_the_plan(tmp_path):
@@ -325,8 +336,8 @@ def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
     swapped = _summary({"real": 92.4, "single": 91.9, "single-cutmix": 91.8, "mixup": 92.0})
     (line,) = ranking_changes(short, swapped)
     assert line.startswith("resnet18 W2A4: mixup-class 4th of 4 short, 2nd long, trading places: ")
-    assert "single + image CutMix − single-class +0.05 pt short, -0.10 pt long" in line
-    assert "single-class − mixup-class +0.30 pt short, -0.10 pt long" in line
+    assert "single + image CutMix − single-class +0.05 pt short, −0.10 pt long" in line
+    assert "single-class − mixup-class +0.30 pt short, −0.10 pt long" in line
     assert line.count(" pt short") == 3  # CutMix/single, CutMix/mixup and single/mixup; real stays first
     conclusion = regime_conclusion(short, swapped, {"genq": swapped.iloc[:0]}, swapped.iloc[:0])
     assert "**Ranking of sources, short against long**: 1 of 1 settings change order." in conclusion
@@ -388,7 +399,7 @@ def test_run_probes_average_each_runs_blocks_the_way_the_paper_reads_them():
     assert trace["step"].tolist() == [500, 1000, 500, 1000] and trace["unit_index"].tolist() == [0, 0, 1, 1]
     # a negative generalization error (few steps) gives the two means, not a ratio
     records[1]["metrics"]["units"][0]["generalization_error"] = [-0.1, -0.1]
-    assert "generalization error 0.4 against -0.1." in regime_conclusion(
+    assert "generalization error 0.4 against −0.1." in regime_conclusion(
         table, table, {}, table.iloc[:0], probes=run_probes(records))
 
 
@@ -421,13 +432,13 @@ def test_the_convergence_cell_is_set_beside_the_same_runs_of_the_main_schedule()
     line = convergence_conclusion(runs, 20000)
     assert line == ("- **resnet18 W2A4**, 5000 → 20000 steps, seed 0: real (upper bound) 92.40 → 92.60 % "
                     "(+0.20 pt; still soft 4.0 → 1.0 %); mixup-class 91.50 → 91.90 % (+0.40 pt; still soft 5.0 → "
-                    "2.0 %). Mixup-class minus real: -0.90 pt at 5000 steps, -0.70 pt at 20000 steps.")
+                    "2.0 %). Mixup-class minus real: −0.90 pt at 5000 steps, −0.70 pt at 20000 steps.")
     assert convergence_runs(records[:4], 20000).empty
     assert convergence_conclusion(convergence_runs(records[:4], 20000), 20000) == (
         "No run with 20000 steps has a record yet.")
     waiting = convergence_runs([records[0], records[4], records[5]], 20000)  # mixup's 5000-step run missing
     assert convergence_conclusion(waiting, 20000).endswith(
-        "mixup-class has only its 20000-step run so far. Mixup-class minus real: -0.70 pt at 20000 steps.")
+        "mixup-class has only its 20000-step run so far. Mixup-class minus real: −0.70 pt at 20000 steps.")
     long = _summary({"real": 92.3, "mixup": 91.5})
     conclusion = regime_conclusion(long, long, {}, rounding_summary(records), runs)
     assert ("resnet18, 5000 steps: 4.2 % still soft, 10.0 % away from nearest; "
@@ -453,8 +464,8 @@ def test_the_schedule_shift_judges_the_move_of_mixup_minus_single_against_both_s
     assert shift.loc["W2A2", "verdict"] == "beyond seed spread"
     assert shift.loc["W2A4", "verdict"] == "one seed: no spread to compare"  # one long seed of mixup
     conclusion = regime_conclusion(short, long, {}, long.iloc[:0])
-    assert ("- **mixup-class − single-class, short schedule → long**: resnet18 W2A2 -4.30 → -2.80 pt (moves +1.50 pt, "
-            "standard error 0.44; beyond seed spread); resnet18 W2A4 -0.30 → -0.40 pt (moves -0.10 pt; one seed: no "
+    assert ("- **mixup-class − single-class, short schedule → long**: resnet18 W2A2 −4.30 → −2.80 pt (moves +1.50 pt, "
+            "standard error 0.44; beyond seed spread); resnet18 W2A4 −0.30 → −0.40 pt (moves −0.10 pt; one seed: no "
             "spread to compare).") in conclusion.splitlines()
 
 
@@ -496,3 +507,22 @@ def test_reading_conclusion_sets_each_share_against_chance_and_the_twin_against_
     assert text[3] == ("- **resnet18_mix against resnet18, collages**: +1.0 pt, within two standard errors of the "
                        "two shares.")
     assert len(text) == 4  # deit_mini_mix was not read: no line for it
+
+
+def test_legend_below_puts_a_facet_legend_under_the_panels_and_centres_it_on_them():
+    import seaborn as sns
+
+    from mixq_core.report import legend_below
+
+    frame = pd.DataFrame({"step": [0, 1] * 4, "value": [1.0, 2.0, 2.0, 1.0] * 2,
+                          "source": ["single-class"] * 2 + ["mixup-class"] * 2 + ["single-class"] * 2
+                          + ["mixup-class"] * 2, "bits": ["W4A4"] * 4 + ["W2A4"] * 4})
+    grid = sns.relplot(data=frame, x="step", y="value", hue="source", col="bits", col_wrap=2, kind="line")
+    legend_below(grid)
+    figure = grid.figure
+    figure.canvas.draw()
+    legend = figure.legends[-1].get_window_extent()
+    panels = [axis.get_window_extent() for axis in grid.axes.flat]
+    assert legend.y1 <= min(panel.y0 for panel in panels)  # below every panel, not beside them
+    centre = (min(panel.x0 for panel in panels) + max(panel.x1 for panel in panels)) / 2
+    assert abs((legend.x0 + legend.x1) / 2 - centre) < 0.05 * figure.bbox.width
