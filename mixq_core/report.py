@@ -311,23 +311,31 @@ def collapsed_settings(table, keep_share: float = 0.5) -> list[str]:
 
 
 def world_summary(versus_single, drops):
-    """One row per world over the cells given: how many cells, the mean of mixup − single-class top-1, the
-    :func:`verdict_counts` of that difference, and the mean drop from real-data calibration per generated
+    """One row per world over the cells given: how many cells, the mean and median of mixup − single-class top-1,
+    the :func:`verdict_counts` of that difference, and the mean drop from real-data calibration per generated
     source (``drops``: rows of world, data and ``drop from real``). Worlds keep their order."""
     counts = verdict_counts(versus_single, "mixup − single")
-    mean_difference = versus_single.groupby("world", sort=False, observed=True)["mixup − single"].mean()
-    summary = counts.assign(cells=counts.sum(axis=1), **{"mixup − single": mean_difference})
+    by_world = versus_single.groupby("world", sort=False, observed=True)["mixup − single"]
+    summary = counts.assign(cells=counts.sum(axis=1), **{"mixup − single": by_world.mean(),
+                                                         "median mixup − single": by_world.median()})
     drop_means = drops.pivot_table(index="world", columns="data", values="drop from real", aggfunc="mean",
                                    observed=True)
     drop_means = drop_means[[source for source in SOURCE_ORDER if source in drop_means.columns]]  # the book's order
     drop_means.columns = [f"drop {source}" for source in drop_means.columns]
-    return summary.join(drop_means)[["cells", "mixup − single", *counts.columns, *drop_means.columns]]
+    return summary.join(drop_means)[["cells", "mixup − single", "median mixup − single", *counts.columns,
+                                      *drop_means.columns]]
+
+
+def _count_change(before: int, after: int) -> str:
+    """"go from 3 to 5", or "stay at 3"."""
+    return f"stay at {int(before)}" if int(before) == int(after) else f"go from {int(before)} to {int(after)}"
 
 
 def world_conclusion(summary) -> str:
     """The plain conclusion of a :func:`world_summary` table, in sentences computed from it: per world whether
-    mixup-class prompts beat single-class ones beyond the seed spread, and how each world's gain and drop
-    from real data compare with the first (plain) world's."""
+    mixup-class prompts beat single-class ones beyond the seed spread, and how each world's margin (mean and
+    median over cells, and the cells lost beyond the seed spread) and drop from real data compare with the
+    first (plain) world's."""
     if summary.empty or summary["cells"].sum() == 0:
         return "No cell has been run in every world yet, so there is nothing to conclude."
     lines = []
@@ -349,15 +357,22 @@ def world_conclusion(summary) -> str:
     mean_drop = summary[drop_columns].mean(axis=1)
     for world in others:
         gain = summary.loc[world, "mixup − single"] - summary.loc[plain, "mixup − single"]
+        median_gain = summary.loc[world, "median mixup − single"] - summary.loc[plain, "median mixup − single"]
+        # A mean over a handful of cells can move with one of them: the median and the lost cells say whether
+        # the shift is broad.
         lines.append(f"- **{world} against {plain}**: mixup's margin over single-class prompts changes by "
-                     f"{num(gain)} pt, and the generated sources fall {num(mean_drop[world] - mean_drop[plain])} pt "
-                     f"further below real-data calibration on average.")
+                     f"{num(gain)} pt on average ({num(median_gain)} pt in the median); the cells it loses beyond "
+                     f"the seed spread {_count_change(summary.loc[plain, 'behind'], summary.loc[world, 'behind'])}, "
+                     f"and the generated sources fall "
+                     f"{num(mean_drop[world] - mean_drop[plain])} pt further below real-data calibration on average.")
     ahead = [world for world in summary.index if summary.loc[world, "mixup − single"] > 0]
     shifts = summary["mixup − single"] - summary.loc[plain, "mixup − single"]
     best = shifts.drop(plain).idxmax() if others else plain
     lines.append(f"- **In short**: mixup-class prompts lead single-class prompts on average in "
-                 f"{', '.join(ahead) if ahead else 'no world'}; they gain most against plain in {best} "
-                 f"({num(shifts[best])} pt); over all worlds they win beyond the seed spread in "
+                 f"{', '.join(ahead) if ahead else 'no world'}; their mean margin gains most against plain in "
+                 f"{best} ({num(shifts[best])} pt, while the cells they lose beyond the seed spread "
+                 f"{_count_change(summary.loc[plain, 'behind'], summary.loc[best, 'behind'])}); over all worlds "
+                 f"they win beyond the seed spread in "
                  f"{int(summary['ahead'].sum())} and lose beyond it in {int(summary['behind'].sum())} of "
                  f"{int(summary['cells'].sum())} cells.")
     return "\n".join(lines)
@@ -509,21 +524,37 @@ def probe_ratios(per_run, by: Sequence[str] = ("model", "bits"), mixed: str = "m
     return frame
 
 
+STRONG_CORRELATION = 0.5  # |r| from which a conclusion reads a correlation as a link: a screening rule of the book's
+
+
+def _correlation_reading(r: float) -> str:
+    """What a probe's correlation with top-1 says about the paper's argument, which expects smaller probe values
+    (gradient norm, generalization error) with higher accuracy: a negative ``r``."""
+    if r <= -STRONG_CORRELATION:
+        return ": smaller values go with higher accuracy, as the paper argues"
+    if r >= STRONG_CORRELATION:
+        return ": smaller values go with *lower* accuracy, against the paper's argument"
+    return f": weaker than ±{STRONG_CORRELATION}, no clear link either way"
+
+
 def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single",
                      by: Sequence[str] = ("bits",)) -> str:
     """The plain conclusion of a :func:`run_probes` table for one probe (``field``: ``grad_norm`` or
     ``generalization_error``; ``what``: its name in words): per setting (``by``: bits, or model and bits),
-    ``mixed`` against ``baseline`` as a ratio of means, and across all runs of the setting, the correlation of
-    the probe with top-1."""
+    ``mixed`` against ``baseline`` as a ratio of means, and across the setting's runs on images (all sources
+    but Gaussian noise), the correlation of the probe with top-1 and what it says about the paper's argument."""
     lines = []
     for key, rows in per_run.groupby(list(by), sort=False):
         setting = " ".join(str(part) for part in (key if isinstance(key, tuple) else (key,)))
         means = rows.groupby("data")[field].mean()
         if mixed not in means or baseline not in means:
             continue
-        correlation = rows[field].corr(rows["top1"]) if len(rows) > 2 else float("nan")
+        # Gaussian noise, the lower bound, sits far out on both axes: left in, it alone would set r.
+        images = rows[rows["data"] != "noise"]
+        correlation = images[field].corr(images["top1"]) if len(images) > 2 else float("nan")
         tie = "" if math.isnan(correlation) else (
-            f"; across its {len(rows)} runs the correlation of {what} with top-1 is r = {num(correlation)}")
+            f"; across its {len(images)} runs on images (noise left out) the correlation of {what} with top-1 is "
+            f"r = {num(correlation)}{_correlation_reading(correlation)}")
         other = SOURCE_LABELS.get(baseline, baseline)
         ratio = _ratio(means[mixed], means[baseline])
         compared = (f"{ratio} the {what} of {other} sets" if ratio else
@@ -1140,10 +1171,16 @@ def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
 
 
 def provenance_line(records: list[dict]) -> str:
-    """Where a table's numbers come from: profile, record count, when and with which code they were made
-    (the span of their dates, the number of commits and the last one) and the torch version."""
+    """Where a table's numbers come from: profile, record count, the models and seeds the records hold, when and
+    with which code they were made (the span of their dates, the number of commits and the last one) and the
+    torch version."""
     if not records:
         return "no records"
+    configs = [r.get("config") or {} for r in records]
+    models = list(dict.fromkeys(c["model"] for c in configs if "model" in c))
+    seeds = sorted({c["seed"] for c in configs if "seed" in c})
+    held = (f" ({', '.join(models)}; seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds))})"
+            if models and seeds else "")
     made = sorted((r["provenance"].get("time_utc") or "", (r["provenance"].get("git_commit") or "unknown")[:10])
                   for r in records)
     commits = {commit for _, commit in made}
@@ -1153,7 +1190,7 @@ def provenance_line(records: list[dict]) -> str:
     torch_versions = sorted({r["provenance"]["torch"] for r in records})
     profiles = sorted({r["metrics"]["profile"] for r in records})
     count = f"{len(records)} record{'' if len(records) == 1 else 's'}"
-    return (f"{count} of profile {', '.join(profiles)}{when} ({code}); "
+    return (f"{count} of profile {', '.join(profiles)}{held}{when} ({code}); "
             f"torch {', '.join(torch_versions)}")
 
 

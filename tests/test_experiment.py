@@ -115,12 +115,14 @@ def test_world_conclusion_states_each_worlds_verdict_and_its_shift_from_plain():
     assert "**gap**: mixup-class prompts beat single-class prompts beyond the seed spread in 1 of 2" in text
     assert "**polysemy**: no difference exceeds the seed spread in any of 2" in text
     # gap: margin 0.4 against plain's -0.3; generated sources 1.1 below real against plain's 0.3
-    assert "**gap against plain**: mixup's margin over single-class prompts changes by +0.70 pt" in text
+    assert summary.loc["plain", "median mixup − single"] == pytest.approx(-0.3)
+    assert ("**gap against plain**: mixup's margin over single-class prompts changes by +0.70 pt on average "
+            "(+0.70 pt in the median); the cells it loses beyond the seed spread go from 1 to 0") in text
     assert "+0.80 pt further below real-data calibration" in text
     # polysemy's mean is exactly 0: not a lead
-    assert ("**In short**: mixup-class prompts lead single-class prompts on average in gap; they gain most against "
-            "plain in gap (+0.70 pt); over all worlds they win beyond the seed spread in 1 and lose beyond it in 1 "
-            "of 6 cells.") in text
+    assert ("**In short**: mixup-class prompts lead single-class prompts on average in gap; their mean margin gains "
+            "most against plain in gap (+0.70 pt, while the cells they lose beyond the seed spread go from 1 to 0); "
+            "over all worlds they win beyond the seed spread in 1 and lose beyond it in 1 of 6 cells.") in text
     assert "nothing to conclude" in report.world_conclusion(summary.iloc[0:0])
 
 

@@ -137,6 +137,11 @@ def test_the_provenance_line_names_the_span_and_the_last_commit_not_every_hash()
                                         "(3 commits, the last aaaaaaaaaa); torch 2.14.1")
     assert provenance_line(records[:1]) == ("1 record of profile mini-full made 2026-11-27 (commit aaaaaaaaaa); "
                                             "torch 2.14.1")
+    for seed, model in enumerate(("resnet18", "deit_mini", "resnet18")):  # the runs a page's figures draw
+        records[seed]["config"] = {"model": model, "seed": seed}
+    assert provenance_line(records[:3]).startswith(
+        "3 records of profile mini-full (resnet18, deit_mini; seeds 0, 1, 2) ")
+    assert provenance_line(records[:1]).startswith("1 record of profile mini-full (resnet18; seed 0) made")
 
 
 def test_the_source_conclusion_counts_verdicts_and_leaves_collapsed_settings_out():
@@ -162,7 +167,16 @@ def test_the_probe_and_ablation_conclusions_are_computed_from_their_tables():
                             for data, norm in (("single", 1.0), ("mixup", 2.0)) for seed in range(3)])
     text = probe_conclusion(per_run, "grad_norm", "gradient norm")
     assert "mixup-class sets give 1.99× the gradient norm of single-class sets" in text
-    assert "correlation of gradient norm with top-1 is r = −0.9" in text
+    assert ("across its 6 runs on images (noise left out) the correlation of gradient norm with top-1 is r = −0.9"
+            in text and "as the paper argues" in text)
+    # a noise run far out on both axes would reverse r on its own: it is left out
+    with_noise = pd.concat([per_run, pd.DataFrame([{"bits": "W2A4", "data": "noise", "seed": 0, "grad_norm": 0.0,
+                                                    "top1": 10.0}])])
+    text = probe_conclusion(with_noise, "grad_norm", "gradient norm")
+    assert "across its 6 runs on images" in text and "r = −0.9" in text
+    flat = per_run.assign(top1=90 + 10 * per_run["grad_norm"])  # larger norms with higher accuracy
+    assert "smaller values go with *lower* accuracy, against the paper's argument" in probe_conclusion(
+        flat, "grad_norm", "gradient norm")
     two_models = pd.concat([per_run.assign(model="resnet18"), per_run.assign(model="resnet18_mix", grad_norm=1.0)])
     lines = probe_conclusion(two_models, "grad_norm", "gradient norm", by=("model", "bits")).splitlines()
     assert lines[0].startswith("- **resnet18 W2A4**: mixup-class sets give 1.99× the gradient norm")
