@@ -40,8 +40,11 @@ MINUS = "\u2212"  # the typographic minus sign: a hyphen is shorter than a plus 
 
 def num(value: float, spec: str = "+.2f") -> str:
     """``value`` formatted by ``spec`` (default: signed, two decimals) with a true minus sign, as the book prints
-    every number that can be negative."""
-    return format(value, spec).replace("-", MINUS)
+    every number that can be negative. A value that rounds to zero prints as zero, not as "−0.00"."""
+    text = format(value, spec)
+    if float(text) == 0:
+        text = format(0.0, spec)
+    return text.replace("-", MINUS)
 
 
 def source_palette() -> dict[str, tuple]:
@@ -308,6 +311,17 @@ def collapsed_settings(table, keep_share: float = 0.5) -> list[str]:
     real = table[table["data"] == "real"]
     failed = real[real["top1_mean"] < keep_share * real["fp_top1"]]
     return list(dict.fromkeys(failed["model"] + " " + failed["bits"]))
+
+
+COLLAPSED = "collapsed: left out"  # the verdict shown where real-data calibration itself fails
+
+
+def mark_collapsed(comparison, settings: Sequence[str]):
+    """A :func:`compare_sources` table (by model and bits) for display: the verdict of each setting in
+    ``settings`` (:func:`collapsed_settings`) reads :data:`COLLAPSED`, since there the difference measures
+    noise, and the conclusions leave it out."""
+    setting = comparison["model"] + " " + comparison["bits"]
+    return comparison.assign(verdict=comparison["verdict"].where(~setting.isin(list(settings)), COLLAPSED))
 
 
 def world_summary(versus_single, drops):
@@ -652,6 +666,8 @@ def readable(frame, digits: int = 2):
             small = largest and largest < 1 and not math.isnan(largest)  # small values keep three significant digits
             decimals = max(digits, 2 - math.floor(math.log10(largest))) if small else digits
             values = values.round(decimals)
+            if pd.api.types.is_float_dtype(values):
+                values = values + 0.0  # a value rounded to -0.0 becomes 0.0, which prints without a sign
             if (values < 0).any():  # as text, so that negative numbers print with a true minus sign
                 spec = "d" if pd.api.types.is_integer_dtype(values) else f".{decimals}f"
                 values = values.astype(object).map(lambda v, spec=spec: v if pd.isna(v) else num(v, spec))
@@ -667,15 +683,28 @@ def readable(frame, digits: int = 2):
 PANELS_ACROSS = 2  # at most this many panels side by side: the book column shrinks a wider figure, text and all
 
 
-def legend_below(grid, columns: int = 2) -> None:
+def legend_below(grid, columns: int | None = 2) -> None:
     """Move the legend of a seaborn figure-level plot (``relplot``, ``catplot``) from beside its panels to below
-    them, in ``columns`` columns and without a title: at the side it takes width from the panels, and the book
-    column then shrinks the whole figure, text and all."""
+    them, in ``columns`` columns (None: all entries in one row, which keeps a legend of two variables, each
+    entry after its variable's name, readable) and without a title: at the side it takes width from the panels,
+    and the book column then shrinks the whole figure, text and all."""
     import seaborn as sns
 
     panels = grid.figure.subplotpars  # seaborn keeps the margin it made for the legend: centre on the panels
+    columns = columns or len(grid.legend.texts)
     sns.move_legend(grid, "upper center", bbox_to_anchor=((panels.left + panels.right) / 2, 0.0), ncol=columns,
                     title=None, frameon=False)
+
+
+# Colours for what is not a source (schedules, classifiers): greys, which no source's colour (tab10) is.
+REGIME_PALETTE = {"short": "0.62", "long": "0.1"}
+
+
+def grey_palette(names: Sequence[str]) -> dict[str, tuple]:
+    """One grey per name, dark to light, for groups drawn beside the sources' colours (classifiers, say)."""
+    import seaborn as sns
+
+    return dict(zip(names, sns.color_palette("Greys_r", len(names) + 1), strict=False))
 
 
 def panel_grid(n: int, width: float = 3.6, height: float = 3.0, sharey: bool = False):
@@ -785,11 +814,12 @@ def plot_unit_traces(records: list[dict], field: str, label: str, log: bool = Fa
     curves = traces.groupby(["setting", "source", "seed", "step"], as_index=False, sort=False)[field].mean()
     palette = source_palette()
     grid = sns.relplot(data=curves, x="step", y=field, hue="source", palette=palette,
-                       hue_order=[s for s in palette if s in set(curves["source"])], col="setting", col_wrap=2,
-                       kind="line", errorbar="sd", height=3, aspect=1.4,
+                       hue_order=[s for s in palette if s in set(curves["source"])], col="setting",
+                       col_wrap=PANELS_ACROSS, kind="line", errorbar="sd", height=3, aspect=1.4,
                        facet_kws={"sharey": False, "sharex": False})  # schedules differ in length by model
     grid.set_axis_labels("step within a unit", label)
     grid.set_titles("{col_name}")
+    legend_below(grid)
     if log:
         grid.set(yscale="log")
     return grid

@@ -1,5 +1,7 @@
 """The book's figures: every panel shows the data of the group it is titled with."""
 
+import math
+
 import matplotlib
 import pandas as pd
 import pytest
@@ -214,7 +216,10 @@ def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_de
     assert list(shown["mixup − single"]) == ["\u22122.81", "0.50", "—"]  # one decimal count down the column
     assert list(shown["seeds"]) == ["3", "\u22121", "2"]
     assert list(shown["top-1 (%)"]) == [91.0, 90.5, 89.25]  # no negative value: the column stays numeric
+    tiny = readable(pd.DataFrame({"generalization error": [-0.0004, 1.5]}))["generalization error"]
+    assert not math.copysign(1, tiny.iloc[0]) < 0  # rounded to zero: no "-0.00"
     assert num(-0.5) == "\u22120.50" and num(0.5) == "+0.50" and num(-0.0123, ".3g") == "\u22120.0123"
+    assert num(-0.004) == "+0.00" and num(-0.004, ".2f") == "0.00"
 
 
 def test_grid_progress_counts_the_seeds_with_a_record_against_the_plan(tmp_path):
@@ -540,3 +545,17 @@ def test_legend_below_puts_a_facet_legend_under_the_panels_and_centres_it_on_the
     assert legend.y1 <= min(panel.y0 for panel in panels)  # below every panel, not beside them
     centre = (min(panel.x0 for panel in panels) + max(panel.x1 for panel in panels)) / 2
     assert abs((legend.x0 + legend.x1) / 2 - centre) < 0.05 * figure.bbox.width
+
+
+def test_a_collapsed_setting_shows_no_verdict():
+    from mixq_core.report import COLLAPSED, collapsed_settings, mark_collapsed
+
+    frame = pd.DataFrame([{"model": model, "bits": "W2A4", "data": data, "seed": seed, "fp_top1": 90.0,
+                           "top1": top1 + seed} for model, real in (("resnet18", 88.0), ("mobilenetv2_100", 20.0))
+                          for data, top1 in (("real", real), ("single", real - 2), ("mixup", real - 6))
+                          for seed in range(3)])
+    table = summary_table(frame)
+    collapsed = collapsed_settings(table)
+    assert collapsed == ["mobilenetv2_100 W2A4"]  # real data keeps 21 of 90 points there
+    shown = mark_collapsed(compare_sources(table, "mixup", "single"), collapsed).set_index("model")["verdict"]
+    assert shown["mobilenetv2_100"] == COLLAPSED and shown["resnet18"] == "behind, beyond seed spread"
