@@ -1090,9 +1090,10 @@ def ranking_changes(short_table, long_table, by=("model", "bits")) -> list[str]:
             if above_short and rows.loc[a, "rank long"] > rows.loc[b, "rank long"]:
                 gaps = {regime: rows.loc[a, f"top1_mean {regime}"] - rows.loc[b, f"top1_mean {regime}"]
                         for regime in ("short", "long")}
-                swaps.append(f"{SOURCE_LABELS.get(a, a)} − {SOURCE_LABELS.get(b, b)} {num(gaps['short'])} pt short, "
-                             f"{num(gaps['long'])} pt long")
-        parts.append("the same order" if not swaps else "trading places: " + "; ".join(swaps))
+                first, second = SOURCE_LABELS.get(a, a), SOURCE_LABELS.get(b, b)
+                swaps.append(f"{first} and {second} swap places ({first} − {second} {num(gaps['short'])} pt "
+                             f"short, {num(gaps['long'])} pt long)")
+        parts.append("the same order" if not swaps else "; ".join(swaps))
         lines.append(f"{name}: " + ", ".join(parts))
     return lines
 
@@ -1132,7 +1133,7 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         lines.append("- **mixup-class − single-class, short schedule → long**: " + "; ".join(moves) + ".")
     changes = ranking_changes(short_table, long_table)
     if changes:
-        changed = sum("trading places" in line for line in changes)
+        changed = sum(not line.endswith("the same order") for line in changes)
         lines.append(f"- **Ranking of sources, short against long**: {changed} of {len(changes)} settings change "
                      "order. " + ". ".join(changes) + ".")
     if not rounding.empty:

@@ -354,9 +354,10 @@ def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
     assert ranking_changes(short, same) == ["resnet18 W2A4: mixup-class 4th of 4 in both, the same order"]
     swapped = _summary({"real": 92.4, "single": 91.9, "single-cutmix": 91.8, "mixup": 92.0})
     (line,) = ranking_changes(short, swapped)
-    assert line.startswith("resnet18 W2A4: mixup-class 4th of 4 short, 2nd long, trading places: ")
-    assert "single + image CutMix − single-class +0.05 pt short, −0.10 pt long" in line
-    assert "single-class − mixup-class +0.30 pt short, −0.10 pt long" in line
+    assert line.startswith("resnet18 W2A4: mixup-class 4th of 4 short, 2nd long, ")
+    assert ("single + image CutMix and single-class swap places (single + image CutMix − single-class +0.05 pt "
+            "short, −0.10 pt long)") in line
+    assert "single-class and mixup-class swap places (single-class − mixup-class +0.30 pt short" in line
     assert line.count(" pt short") == 3  # CutMix/single, CutMix/mixup and single/mixup; real stays first
     conclusion = regime_conclusion(short, swapped, {"genq": swapped.iloc[:0]}, swapped.iloc[:0])
     assert "**Ranking of sources, short against long**: 1 of 1 settings change order." in conclusion
