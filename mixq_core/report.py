@@ -551,6 +551,16 @@ def _correlation_reading(r: float) -> str:
     return f": weaker than ±{STRONG_CORRELATION}, no clear link either way"
 
 
+def ratio_reading(ratios, what: str) -> str:
+    """One sentence on a column of :func:`probe_ratios` (mixup-class ÷ single-class for one probe, ``what``):
+    in how many cells mixup-class sets give the smaller value, as the paper expects, and in how many the larger
+    (cells without a ratio left out)."""
+    values = ratios.dropna()
+    smaller, larger = int((values < 1).sum()), int((values > 1).sum())
+    return (f"Mixup-class sets give the smaller {what}, as the paper expects, in {smaller} of {len(values)} "
+            f"cells, and the larger in {larger}.")
+
+
 def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single",
                      by: Sequence[str] = ("bits",)) -> str:
     """The plain conclusion of a :func:`run_probes` table for one probe (``field``: ``grad_norm`` or

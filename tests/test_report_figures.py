@@ -560,3 +560,11 @@ def test_a_collapsed_setting_shows_no_verdict():
     assert collapsed == ["mobilenetv2_100 W2A4"]  # real data keeps 21 of 90 points there
     shown = mark_collapsed(compare_sources(table, "mixup", "single"), collapsed).set_index("model")["verdict"]
     assert shown["mobilenetv2_100"] == COLLAPSED and shown["resnet18"] == "behind, beyond seed spread"
+
+
+def test_ratio_reading_counts_the_cells_on_each_side_of_one():
+    from mixq_core.report import ratio_reading
+
+    ratios = pd.Series([0.8, 0.9, 1.2, float("nan")])
+    assert ratio_reading(ratios, "gradient norm") == (
+        "Mixup-class sets give the smaller gradient norm, as the paper expects, in 2 of 3 cells, and the larger in 1.")
