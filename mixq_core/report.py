@@ -24,6 +24,7 @@ from .experiment import (
     ExperimentConfig,
     grid_section_configs,
     ptq_kind,
+    record_engine,
     stored_record,
 )
 from .profiles import load_profile
@@ -1212,9 +1213,9 @@ def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
 
 
 def provenance_line(records: list[dict]) -> str:
-    """Where a table's numbers come from: profile, record count, the models and seeds the records hold, when and
-    with which code they were made (the span of their dates, the number of commits and the last one) and the
-    torch version."""
+    """Where a table's numbers come from: profile, record count, the models and seeds the records hold, the
+    reconstruction engine that made them, when and with which code they were made (the span of their dates,
+    the number of commits and the last one) and the torch version."""
     if not records:
         return "no records"
     configs = [r.get("config") or {} for r in records]
@@ -1222,6 +1223,8 @@ def provenance_line(records: list[dict]) -> str:
     seeds = sorted({c["seed"] for c in configs if "seed" in c})
     held = (f" ({', '.join(models)}; seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds))})"
             if models and seeds else "")
+    engines = sorted({record_engine(r) for r in records if "metrics" in r})
+    held += f" by engine {', '.join(map(str, engines))}" if engines else ""
     made = sorted((r["provenance"].get("time_utc") or "", (r["provenance"].get("git_commit") or "unknown")[:10])
                   for r in records)
     commits = {commit for _, commit in made}

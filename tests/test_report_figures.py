@@ -135,15 +135,15 @@ def test_the_provenance_line_names_the_span_and_the_last_commit_not_every_hash()
                 "provenance": {"time_utc": f"2026-11-{day}T01:00:00Z", "git_commit": commit * 40, "torch": "2.14.1"}}
 
     records = [record(day, commit) for day, commit in (("27", "a"), ("25", "b"), ("26", "c"), ("27", "a"))]
-    assert provenance_line(records) == ("4 records of profile mini-full made 2026-11-25 to 2026-11-27 "
+    assert provenance_line(records) == ("4 records of profile mini-full by engine 1 made 2026-11-25 to 2026-11-27 "
                                         "(3 commits, the last aaaaaaaaaa); torch 2.14.1")
-    assert provenance_line(records[:1]) == ("1 record of profile mini-full made 2026-11-27 (commit aaaaaaaaaa); "
-                                            "torch 2.14.1")
+    assert provenance_line(records[:1]) == ("1 record of profile mini-full by engine 1 made 2026-11-27 "
+                                            "(commit aaaaaaaaaa); torch 2.14.1")
     for seed, model in enumerate(("resnet18", "deit_mini", "resnet18")):  # the runs a page's figures draw
         records[seed]["config"] = {"model": model, "seed": seed}
     assert provenance_line(records[:3]).startswith(
-        "3 records of profile mini-full (resnet18, deit_mini; seeds 0, 1, 2) ")
-    assert provenance_line(records[:1]).startswith("1 record of profile mini-full (resnet18; seed 0) made")
+        "3 records of profile mini-full (resnet18, deit_mini; seeds 0, 1, 2) by engine 1 ")
+    assert provenance_line(records[:1]).startswith("1 record of profile mini-full (resnet18; seed 0) by engine 1 made")
 
 
 def test_the_source_conclusion_counts_verdicts_and_leaves_collapsed_settings_out():
