@@ -617,9 +617,9 @@ def gallery(pairs: list, columns: int, title_of=None, row_label_of=None):
     for index, (axis, (record, image)) in enumerate(zip(axes.flat, pairs, strict=False)):
         axis.imshow(image, cmap="gray")
         if title_of is not None and title_of(record):
-            axis.set_title(title_of(record), fontsize=6)
+            axis.set_title(title_of(record), fontsize=9)  # about the cell's width: the book shrinks wide figures
         if row_label_of is not None and index % columns == 0:
             axis.text(-0.08, 0.5, row_label_of(record), transform=axis.transAxes, ha="right", va="center",
-                      fontsize=7)
+                      fontsize=10)
     figure.tight_layout()
     return figure
