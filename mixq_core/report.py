@@ -173,15 +173,20 @@ def records_frame(records: list[dict]):
 
 
 def summary_table(frame, by=("model", "bits", "data")):
-    """Mean, std and count of top-1 over seeds for each group, with the FP top-1 and the drop."""
+    """Mean, std and count of top-1 over seeds for each group, with the FP top-1 and the drop. Groups keep the
+    order in which ``frame`` first names them (the grid's: models as planned, bits from wide to narrow), and
+    sources the book's order within each."""
     grouped = frame.groupby(list(by), sort=False)
     table = grouped.agg(top1_mean=("top1", "mean"), top1_std=("top1", "std"), seeds=("seed", "nunique"),
                         fp_top1=("fp_top1", "first")).reset_index()
     table["drop"] = table["fp_top1"] - table["top1_mean"]
     if "data" in by:
         order = {name: i for i, name in enumerate(SOURCE_ORDER)}
-        table = table.sort_values([c for c in by if c != "data"] + ["data"],
-                                  key=lambda col: col.map(order) if col.name == "data" else col,
+        def position(column):
+            first_seen = order if column.name == "data" else {v: i for i, v in enumerate(dict.fromkeys(column))}
+            return column.map(first_seen)
+
+        table = table.sort_values([c for c in by if c != "data"] + ["data"], key=position,
                                   kind="stable").reset_index(drop=True)
     return table
 
