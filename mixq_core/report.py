@@ -1322,13 +1322,14 @@ def beside_reference(frame, models: list[str] | None = None):
 
 
 def reference_display(table):
-    """A :func:`beside_reference` table as it should be shown: every cell's full text, two decimals, an empty
-    cell where a source gives no number, no index, in a container that scrolls sideways when the page is narrow."""
+    """A :func:`beside_reference` table as it should be shown: every cell's full text, two decimals, a dash
+    where a source gives no number (as in every table of the book), no index, in a container that scrolls
+    sideways when the page is narrow."""
     numbers = [c for c in ("top1", "fp_top1", "drop") if c in table.columns]
     # Names and numbers stay on one line; the two columns of prose wrap, so the numbers fit the column.
     prose = {column: [{"selector": "td", "props": [("white-space", "normal"), ("min-width", "9em")]}]
              for column in ("calibration", "source") if column in table.columns}
-    return (table.style.hide(axis="index").format(lambda v: num(v, ".2f"), subset=numbers, na_rep="")
+    return (table.style.hide(axis="index").format(lambda v: num(v, ".2f"), subset=numbers, na_rep="—")
             .set_table_attributes('class="dataframe mixq-reference"')
             .set_table_styles([{"selector": "", "props": [("display", "block"), ("overflow-x", "auto"),
                                                           ("max-width", "100%")]},

@@ -124,7 +124,8 @@ def test_the_comparison_table_shows_the_reference_file_untruncated():
             assert shown["drop"] == pytest.approx(float(row["fp_top1"]) - float(row["top1"]), abs=0.006)
         else:
             assert pd.isna(shown["drop"])
-    assert "nan" not in reference_display(table).to_html().lower()
+    html = reference_display(table).to_html()
+    assert "nan" not in html.lower() and ">—</td>" in html  # a source without a full-precision number: a dash
 
 
 def test_the_provenance_line_names_the_span_and_the_last_commit_not_every_hash():
