@@ -192,8 +192,9 @@ def summary_table(frame, by=("model", "bits", "data")):
 
 
 def mean_std(mean: float, std: float) -> str:
-    """``"87.31 ± 0.42"`` (just the mean when there is one seed)."""
-    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+    """``"87.31 ± 0.42"`` (just the mean when there is one seed), with no-break spaces around the ±: in a
+    narrow table column the cell may not wrap between a mean and its spread."""
+    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f}\u00a0±\u00a0{std:.2f}"
 
 
 def pivot_sources(table, index=("model", "bits")):

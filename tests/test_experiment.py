@@ -231,7 +231,7 @@ def test_summary_and_comparison_use_mean_std_and_standard_error():
     assert report.compare_sources(far, "single", "mixup").iloc[0]["verdict"] == "behind, beyond seed spread"
     wide = report.pivot_sources(table)
     assert list(wide.columns) == ["FP", "real", "single", "mixup"]
-    assert wide.loc[("m", "W2A4"), "mixup"] == "82.00 ± 2.00"
+    assert wide.loc[("m", "W2A4"), "mixup"] == "82.00\u00a0±\u00a02.00"
 
 
 def test_frechet_distance_is_zero_for_equal_sets_and_sees_a_mean_shift():

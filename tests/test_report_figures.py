@@ -344,7 +344,7 @@ def test_the_regime_comparison_ranks_only_the_sources_both_schedules_ran():
     assert list(both.index) == ["real", "single", "mixup"]
     assert both["rank short"].tolist() == [1, 2, 3] and both["rank long"].tolist() == [1, 2, 3]
     assert both.loc["mixup", "long − short"] == pytest.approx(0.7)
-    assert both.loc["single", "top-1 short"] == "91.20 ± 0.10"
+    assert both.loc["single", "top-1 short"] == "91.20\u00a0±\u00a00.10"
 
 
 def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
