@@ -174,8 +174,8 @@ def records_frame(records: list[dict]):
 
 def summary_table(frame, by=("model", "bits", "data")):
     """Mean, std and count of top-1 over seeds for each group, with the FP top-1 and the drop. Groups keep the
-    order in which ``frame`` first names them (the grid's: models as planned, bits from wide to narrow), and
-    sources the book's order within each."""
+    order in which ``frame`` first names them (the grid's: models as planned), bit settings run from wide to
+    narrow (W4A4, W2A4, W2A2) within each model, and sources take the book's order within each setting."""
     grouped = frame.groupby(list(by), sort=False)
     table = grouped.agg(top1_mean=("top1", "mean"), top1_std=("top1", "std"), seeds=("seed", "nunique"),
                         fp_top1=("fp_top1", "first")).reset_index()
@@ -183,6 +183,8 @@ def summary_table(frame, by=("model", "bits", "data")):
     if "data" in by:
         order = {name: i for i, name in enumerate(SOURCE_ORDER)}
         def position(column):
+            if column.name == "bits":  # "W4A4" before "W2A4" before "W2A2", whatever the model
+                return column.map(lambda bits: tuple(-int(part) for part in bits[1:].split("A")))
             first_seen = order if column.name == "data" else {v: i for i, v in enumerate(dict.fromkeys(column))}
             return column.map(first_seen)
 
@@ -198,9 +200,15 @@ def mean_std(mean: float, std: float) -> str:
 
 
 def pivot_sources(table, index=("model", "bits")):
-    """The main table: one row per model and bits, one ``mean ± std`` column per data source."""
+    """The main table: one row per model and bits, one ``mean ± std`` column per data source, rows in the order
+    of ``table`` (:func:`summary_table`'s)."""
+    import pandas as pd
+
     shown = table.assign(cell=[mean_std(m, s) for m, s in zip(table["top1_mean"], table["top1_std"], strict=True)])
     wide = shown.pivot_table(index=list(index), columns="data", values="cell", aggfunc="first", sort=False)
+    # pivot_table orders each index level by itself; the rows follow the table instead
+    rows = table[list(index)].drop_duplicates()
+    wide = wide.reindex(pd.MultiIndex.from_frame(rows) if len(index) > 1 else pd.Index(rows[index[0]]))
     wide = wide[[s for s in SOURCE_ORDER if s in wide.columns]]
     fp = table.groupby(list(index), sort=False)["fp_top1"].first()
     wide.insert(0, "FP", fp.map(lambda v: f"{v:.2f}"))

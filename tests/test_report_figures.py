@@ -6,7 +6,14 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from mixq_core.report import SOURCE_LABELS, compare_sources, plot_differences, plot_sources, summary_table
+from mixq_core.report import (
+    SOURCE_LABELS,
+    compare_sources,
+    pivot_sources,
+    plot_differences,
+    plot_sources,
+    summary_table,
+)
 
 matplotlib.use("Agg")
 
@@ -569,3 +576,16 @@ def test_ratio_reading_counts_the_cells_on_each_side_of_one():
     ratios = pd.Series([0.8, 0.9, 1.2, float("nan")])
     assert ratio_reading(ratios, "gradient norm") == (
         "Mixup-class sets give the smaller gradient norm, as the paper expects, in 2 of 3 cells, and the larger in 1.")
+
+
+def test_summary_table_keeps_models_in_grid_order_and_bits_from_wide_to_narrow():
+    frame = pd.DataFrame([{"model": model, "bits": bits, "data": data, "seed": 0, "top1": 80.0, "fp_top1": 90.0}
+                          for model, settings in (("resnet18", ["W2A2", "W2A4"]), ("mobilenetv2_100", ["W2A4", "W4A4"]))
+                          for bits in settings for data in ("mixup", "real")])
+    table = summary_table(frame)
+    assert list(zip(table["model"], table["bits"], table["data"], strict=True)) == [
+        ("resnet18", "W2A4", "real"), ("resnet18", "W2A4", "mixup"), ("resnet18", "W2A2", "real"),
+        ("resnet18", "W2A2", "mixup"), ("mobilenetv2_100", "W4A4", "real"), ("mobilenetv2_100", "W4A4", "mixup"),
+        ("mobilenetv2_100", "W2A4", "real"), ("mobilenetv2_100", "W2A4", "mixup")]
+    assert pivot_sources(table).index.tolist() == [("resnet18", "W2A4"), ("resnet18", "W2A2"),
+                                                   ("mobilenetv2_100", "W4A4"), ("mobilenetv2_100", "W2A4")]
