@@ -786,6 +786,18 @@ def stack_comparisons(comparisons: dict[str, object], by=("model", "bits")):
                                                                                        sort_remaining=False)
 
 
+def _fold(label: str, width: int = 22) -> str:
+    """A long axis label on two lines, broken before its parenthesis where it has one ("mixup − GenQ" over
+    "(single + energy filter)"): on one line it took half the width of a two-panel figure."""
+    import textwrap
+
+    if len(label) <= width:
+        return label
+    if " (" in label:
+        return label.replace(" (", "\n(", 1)
+    return textwrap.fill(label, width)
+
+
 def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
     """``a − b`` for each baseline ``b`` (``{b: compare_sources(table, a, b)}``), one panel per group: the
     difference of mean top-1 with ±2 standard errors (the seed-spread criterion), and zero as a line. A
@@ -816,7 +828,7 @@ def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
         axis.axvline(0, color="grey", lw=1)
         axis.margins(x=0.25)
         axis.set_ylim(len(rows_of) - 0.5, -0.5)  # the first comparison on top
-        axis.set_yticks(range(len(rows_of)), [f"{a} − {SOURCE_LABELS.get(b, b)}" for a, b in rows_of])
+        axis.set_yticks(range(len(rows_of)), [_fold(f"{a} − {SOURCE_LABELS.get(b, b)}") for a, b in rows_of])
         axis.set_title(" ".join(key) if isinstance(key, tuple) else str(key), fontsize=10)
     figure.supxlabel("difference in top-1 (points)", fontsize=10)  # once: panels this narrow would overlap it
     return figure

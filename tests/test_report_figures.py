@@ -61,7 +61,7 @@ def test_the_difference_figure_shows_each_baseline_with_two_standard_errors():
         assert [container.lines[0].get_ydata()[0] for container in axis.containers] == [0, 1]
     # one y axis: the labels, long, are written on the first panel of a row only
     assert [tick.get_text() for tick in figure.axes[0].get_yticklabels()] == ["mixup − single-class",
-                                                                              "mixup − real (upper bound)"]
+                                                                              "mixup − real\n(upper bound)"]
     one_seed = {"single": comparisons["single"].assign(**{"standard error": float("nan")})}
     for axis in [axis for axis in plot_differences(one_seed).axes if axis.get_visible()]:  # no spread: hollow
         assert axis.containers[0].lines[0].get_markerfacecolor() == "white"
