@@ -75,6 +75,14 @@ def grid_records(profile: str, sections: Sequence[str] = GRID_SECTIONS,
     return existing_records(grid_section_configs(profile, tuple(sections)), results_dir)
 
 
+def shown_records(profile: str, sections: Sequence[str] = GRID_SECTIONS) -> tuple[str, list[dict]]:
+    """What a results page shows: the records of the profile's published grid (its ``tables_from``) where they
+    exist, else the profile's own; with the name of the profile they come from."""
+    published = load_profile(profile).get("tables_from", profile)
+    records = grid_records(published, sections)
+    return (published, records) if records else (profile, grid_records(profile, sections))
+
+
 def world_profiles(profile: str) -> dict[str, str]:
     """The profile's ``worlds.profiles``: ``{world: profile holding that world's grid}`` (plain first)."""
     spec = load_profile(profile).get("worlds")

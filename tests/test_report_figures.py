@@ -589,3 +589,10 @@ def test_summary_table_keeps_models_in_grid_order_and_bits_from_wide_to_narrow()
         ("mobilenetv2_100", "W2A4", "real"), ("mobilenetv2_100", "W2A4", "mixup")]
     assert pivot_sources(table).index.tolist() == [("resnet18", "W2A4"), ("resnet18", "W2A2"),
                                                    ("mobilenetv2_100", "W4A4"), ("mobilenetv2_100", "W2A4")]
+
+
+def test_a_results_page_shows_the_published_grid_where_its_records_exist():
+    from mixq_core.report import grid_records, shown_records
+
+    shown, records = shown_records("mini", ["grid_cnn"])  # mini's tables_from: the committed mini-full grid
+    assert shown == "mini-full" and records == grid_records("mini-full", ["grid_cnn"]) and records
