@@ -208,8 +208,9 @@ def mean_std(mean: float, std: float) -> str:
 
 
 def pivot_sources(table, index=("model", "bits")):
-    """The main table: one row per model and bits, one ``mean ± std`` column per data source, rows in the order
-    of ``table`` (:func:`summary_table`'s)."""
+    """The main table: one row per model and bits, one ``mean ± std`` column per data source (headed by its
+    short name, :attr:`~mixq_core.sources.CalibrationSource.heading`), rows in the order of ``table``
+    (:func:`summary_table`'s)."""
     import pandas as pd
 
     shown = table.assign(cell=[mean_std(m, s) for m, s in zip(table["top1_mean"], table["top1_std"], strict=True)])
@@ -218,6 +219,7 @@ def pivot_sources(table, index=("model", "bits")):
     rows = table[list(index)].drop_duplicates()
     wide = wide.reindex(pd.MultiIndex.from_frame(rows) if len(index) > 1 else pd.Index(rows[index[0]]))
     wide = wide[[s for s in SOURCE_ORDER if s in wide.columns]]
+    wide = wide.rename(columns=lambda name: SOURCES[name].heading)  # "single + Mixup", not "single-mixup"
     fp = table.groupby(list(index), sort=False)["fp_top1"].first()
     wide.insert(0, "FP", fp.map(lambda v: f"{v:.2f}"))
     wide.columns.name = None  # shown, it would head the index column ("data" above "model") and name nothing there
@@ -1310,6 +1312,8 @@ REFERENCE_MODEL_NAMES = {"resnet18": "resnet18", "resnet50": "resnet50", "mobile
 # The columns of the comparison table, in the order it shows them: the numbers before the (long) source, so that
 # a page narrower than the table shows them without scrolling.
 REFERENCE_COLUMNS = ["method", "model", "bits", "calibration", "data-free", "top1", "fp_top1", "drop", "source"]
+# How reference_display heads the numeric columns (the data keeps the record fields' names).
+REFERENCE_HEADERS = {"top1": "top-1", "fp_top1": "float", "drop": "drop"}  # % and points: the captions say so
 # Longest text a cell may hold: pandas cuts longer cell text to this width with "..." when it shows a frame.
 MAX_CELL_TEXT = 50
 
@@ -1355,12 +1359,14 @@ def reference_display(table):
     where a source gives no number (as in every table of the book), no index, in a container that scrolls
     sideways when the page is narrow."""
     numbers = [c for c in ("top1", "fp_top1", "drop") if c in table.columns]
-    # Names and numbers stay on one line; the two columns of prose wrap, so the numbers fit the column.
-    prose = {column: [{"selector": "td", "props": [("white-space", "normal"), ("min-width", "9em")]}]
+    # Names and numbers stay on one line; the two columns of prose wrap, and the text is a size smaller, so that
+    # the table fits the book's column at 1280 px and scrolls sideways only on a phone.
+    prose = {column: [{"selector": "td", "props": [("white-space", "normal"), ("min-width", "8em")]}]
              for column in ("calibration", "source") if column in table.columns}
     return (table.style.hide(axis="index").format(lambda v: num(v, ".2f"), subset=numbers, na_rep="—")
+            .relabel_index([REFERENCE_HEADERS.get(c, c) for c in table.columns], axis="columns")
             .set_table_attributes('class="dataframe mixq-reference"')
             .set_table_styles([{"selector": "", "props": [("display", "block"), ("overflow-x", "auto"),
                                                           ("max-width", "100%")]},
-                               {"selector": "td, th", "props": [("white-space", "nowrap")]}])
+                               {"selector": "td, th", "props": [("white-space", "nowrap"), ("font-size", "0.9em")]}])
             .set_table_styles(prose, overwrite=False))

@@ -29,12 +29,20 @@ class CalibrationSource:
         label: how tables and figures name it.
         prompts: the prompt strategy of the generated set it uses (None: not generated).
         image_mixing: ``mixup`` or ``cutmix``, applied to the set's images before calibration (None: none).
+        short: how a table's column heads it, where one column per source leaves little room (None: ``name``);
+            a no-break space keeps "+ Mixup" together when a narrow column wraps the heading.
     """
 
     name: str
     label: str
     prompts: str | None = None
     image_mixing: str | None = None
+    short: str | None = None
+
+    @property
+    def heading(self) -> str:
+        """The short name a table's column uses."""
+        return self.short or self.name
 
     @property
     def generated(self) -> bool:
@@ -77,8 +85,10 @@ def source_label(name: str) -> str:
 register_source(CalibrationSource("real", "real (upper bound)"))
 register_source(CalibrationSource("noise", "Gaussian noise (lower bound)"))
 register_source(CalibrationSource("single", "single-class", prompts="single"))
-register_source(CalibrationSource("genq", "GenQ (single + energy filter)", prompts="genq"))
+register_source(CalibrationSource("genq", "GenQ (single + energy filter)", prompts="genq", short="GenQ"))
 register_source(CalibrationSource("mixup", "mixup-class", prompts="mixup"))
-register_source(CalibrationSource("mixup-embed", "mixup (embedding)", prompts="mixup-embed"))
-register_source(CalibrationSource("single-mixup", "single + image Mixup", prompts="single", image_mixing="mixup"))
-register_source(CalibrationSource("single-cutmix", "single + image CutMix", prompts="single", image_mixing="cutmix"))
+register_source(CalibrationSource("mixup-embed", "mixup (embedding)", prompts="mixup-embed", short="mixup (embedding)"))
+register_source(CalibrationSource("single-mixup", "single + image Mixup", prompts="single", image_mixing="mixup",
+                                  short="single +\u00a0Mixup"))
+register_source(CalibrationSource("single-cutmix", "single + image CutMix", prompts="single", image_mixing="cutmix",
+                                  short="single +\u00a0CutMix"))

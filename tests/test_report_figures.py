@@ -596,3 +596,19 @@ def test_a_results_page_shows_the_published_grid_where_its_records_exist():
 
     shown, records = shown_records("mini", ["grid_cnn"])  # mini's tables_from: the committed mini-full grid
     assert shown == "mini-full" and records == grid_records("mini-full", ["grid_cnn"]) and records
+
+
+def test_the_main_table_heads_each_source_by_its_short_name_in_the_book_order():
+    frame = pd.DataFrame([{"model": "resnet18", "bits": "W2A4", "data": data, "seed": 0, "top1": 80.0, "fp_top1": 90.0}
+                          for data in ("single-cutmix", "genq", "real", "single-mixup", "mixup")])
+    assert list(pivot_sources(summary_table(frame)).columns) == [
+        "FP", "real", "GenQ", "mixup", "single +\u00a0Mixup", "single +\u00a0CutMix"]
+
+
+def test_the_reference_table_heads_its_numbers_readably_and_keeps_the_data_field_names():
+    from mixq_core.report import REFERENCE_COLUMNS, beside_reference, reference_display
+
+    table = beside_reference(pd.DataFrame(columns=REFERENCE_COLUMNS), ["resnet18"])
+    html = reference_display(table).to_html()
+    assert ">float</th>" in html and ">top-1</th>" in html and "fp_top1" not in html
+    assert list(table.columns) == REFERENCE_COLUMNS
