@@ -11,6 +11,7 @@ from mixq_core.quant.quantizers import (
     init_range,
     integer_range,
     keep_mask,
+    keep_where,
     mse_range,
     rectified_sigmoid,
 )
@@ -111,9 +112,10 @@ def test_compiled_activation_quantizer_matches_eager_values_and_gradients():
 
 def test_keep_mask_keeps_the_asked_share_and_drop_mixes_float_and_quantized():
     like = torch.empty(200, 500)
-    assert keep_mask(like, 0.5).shape == like.shape and keep_mask(like, 0.5).dtype == torch.bool
-    assert keep_mask(like, 0.5).float().mean().item() == pytest.approx(0.5, abs=0.01)
-    assert keep_mask(like, 0.25).float().mean().item() == pytest.approx(0.25, abs=0.01)
+    assert keep_mask(like, 0.5).shape == like.shape and keep_mask(like, 0.5).dtype == like.dtype
+    assert set(keep_mask(like, 0.5).unique().tolist()) == {0.0, 1.0}
+    assert keep_mask(like, 0.5).mean().item() == pytest.approx(0.5, abs=0.01)
+    assert keep_mask(like, 0.25).mean().item() == pytest.approx(0.25, abs=0.01)
     assert not keep_mask(like, 0.0).any()
     x = torch.randn(64, 64)
     quantizer = UniformQuantizer(2)
@@ -214,3 +216,26 @@ def test_beta_schedule_warmup_then_linear_decay():
     assert schedule(20) == pytest.approx(20)
     assert schedule(60) == pytest.approx(11)
     assert schedule(100) == pytest.approx(2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_keep_where_selects_and_passes_gradients_exactly_as_torch_where(dtype):
+    torch.manual_seed(0)
+    x = (torch.randn(8, 16, 5, 5) * 1e3).to(dtype).requires_grad_(True)
+    other = torch.randn(8, 16, 5, 5).to(dtype).requires_grad_(True)
+    keep = keep_mask(x, 0.5)
+    upstream = torch.randn(8, 16, 5, 5).to(dtype)
+    results = []
+    for select in (lambda: keep_where(keep, x, other), lambda: torch.where(keep.bool(), x, other)):
+        x.grad = other.grad = None
+        out = select()
+        out.backward(upstream)
+        results.append((out.detach(), x.grad, other.grad))
+    for ours, theirs in zip(*results, strict=True):
+        assert torch.equal(ours, theirs)  # bit for bit, not merely close
+
+
+def test_keep_where_falls_back_to_where_for_mixed_dtypes():
+    keep = keep_mask(torch.empty(4, 4), 0.5)
+    x, other = torch.randn(4, 4, dtype=torch.float64), torch.randn(4, 4)
+    assert torch.equal(keep_where(keep, x, other), torch.where(keep.bool(), x, other))

@@ -350,23 +350,45 @@ class _MaybeCompiled:
 
 
 def keep_mask(like: torch.Tensor, prob: float) -> torch.Tensor:
-    """A boolean mask shaped like ``like``, each element true with probability ``prob`` (QDrop's keep-mask).
+    """QDrop's keep-mask for ``like``: 1 where an element stays float (probability ``prob``), else 0, as a
+    tensor of ``like``'s dtype, for :func:`keep_where`.
 
     Drawn as random bytes compared with ``round(256 · prob)``, so ``prob`` is taken to a multiple of
     1/256 (QDrop's 0.5 exactly): eight elements per 64-bit draw, a few times cheaper than one float
-    per element, and random draws are a large share of a reconstruction step on CPU.
+    per element, and random draws are a large share of a reconstruction step on CPU. On a CPU the
+    comparison writes 0/1 straight into a float tensor, five times faster than making a bool mask and
+    converting it.
     """
     n = like.numel()
     words = torch.randint(torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max, ((n + 7) // 8,),
                           dtype=torch.int64, device=like.device)
-    return (words.view(torch.uint8)[:n] < round(256 * prob)).view(like.shape)
+    drawn = words.view(torch.uint8)[:n].view(like.shape)
+    threshold = round(256 * prob)
+    if like.device.type != "cpu":
+        return (drawn < threshold).to(like.dtype)
+    return torch.lt(drawn, threshold, out=torch.empty(like.shape, dtype=like.dtype))
+
+
+def keep_where(keep: torch.Tensor, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``x`` where ``keep`` (a :func:`keep_mask`) is 1, ``other`` where it is 0: ``torch.where(keep, x, other)``
+    with the same values and gradients.
+
+    It is ``torch.lerp(other, x, keep)``, which is exact at weights 0 and 1 (PyTorch computes
+    ``other + w·(x - other)`` for w < 0.5 and ``x - (x - other)·(1 - w)`` above), and its gradients are the
+    incoming gradient times ``1 - keep`` and ``keep``. On a CPU it is about ten times faster than
+    ``torch.where`` with a bool mask, whose kernel is not vectorised: in a resnet18 block's reconstruction
+    step the QDrop selections had taken about a third of the time. Mixed dtypes fall back to ``torch.where``.
+    """
+    if x.dtype == other.dtype == keep.dtype:
+        return torch.lerp(other, x, keep)
+    return torch.where(keep.bool(), x, other)
 
 
 def _activation_quantize(x: torch.Tensor, step: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int,
                          keep: torch.Tensor | None) -> torch.Tensor:
-    """Fake-quantize ``x`` (in float32, back to its dtype); QDrop: where ``keep`` is true, ``x`` stays float."""
+    """Fake-quantize ``x`` (in float32, back to its dtype); QDrop: where ``keep`` is 1, ``x`` stays float."""
     quantized = fake_quantize(x.float(), step, zero_point, qmin, qmax).to(x.dtype)
-    return quantized if keep is None else torch.where(keep, x, quantized)
+    return quantized if keep is None else keep_where(keep, x, quantized)
 
 
 soft_weight = _MaybeCompiled(_soft_weight)

@@ -70,7 +70,7 @@ from .modules import (
     wrap_model,
 )
 from .probes import QuantTrace, ReconstructionError, StepRecorder, UnitTrace, grad_norm
-from .quantizers import RANGE_INITS, AdaRound, BetaSchedule, check_bits, keep_mask
+from .quantizers import RANGE_INITS, AdaRound, BetaSchedule, check_bits, keep_mask, keep_where
 from .resume import ResumeFolder, fingerprint
 
 ENGINE_VERSION = 2  # what the reconstruction computes; bumped whenever a fixed config's result may change
@@ -444,7 +444,7 @@ class UnitReconstruction:
         """The unit's input: quantized by its input quantizer, then (QDrop) mixed with the float input."""
         x = self.input_quantizer(quant_input) if self.input_quantizer is not None else quant_input
         if fp_input is not None and self.drop_prob > 0:
-            x = torch.where(keep_mask(x, self.drop_prob), fp_input, x)
+            x = keep_where(keep_mask(x, self.drop_prob), fp_input, x)
         return x
 
     def forward(self, quant_input: torch.Tensor, fp_input: torch.Tensor | None = None) -> torch.Tensor:
