@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,3 +197,16 @@ def test_w8a8_minmax_resnet18_is_within_half_a_point_of_float():
     test = make_loader(subset(fashion_mnist("test"), 1000, seed=0), batch_size=500)
     fp, quantized = evaluate(model, test)["top1"], evaluate(qmodel, test)["top1"]
     assert abs(fp - quantized) <= 0.5, (fp, quantized)
+
+
+@pytest.mark.slow
+def test_the_unit_step_benchmark_times_every_unit_of_a_mini_model():
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "benchmarks" / "unit_steps.py"
+    spec = importlib.util.spec_from_file_location("unit_steps", script)
+    unit_steps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(unit_steps)
+    times = unit_steps.unit_step_times("resnet18", 2, 4, iters=2)
+    assert list(times)[0] == "conv1" and list(times)[-1] == "fc" and len(times) == 10
+    assert all(ms > 0 for ms in times.values())
