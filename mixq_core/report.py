@@ -189,16 +189,19 @@ def summary_table(frame, by=("model", "bits", "data")):
                         fp_top1=("fp_top1", "first")).reset_index()
     table["drop"] = table["fp_top1"] - table["top1_mean"]
     if "data" in by:
-        order = {name: i for i, name in enumerate(SOURCE_ORDER)}
-        def position(column):
-            if column.name == "bits":  # "W4A4" before "W2A4" before "W2A2", whatever the model
-                return column.map(lambda bits: tuple(-int(part) for part in bits[1:].split("A")))
-            first_seen = order if column.name == "data" else {v: i for i, v in enumerate(dict.fromkeys(column))}
-            return column.map(first_seen)
-
-        table = table.sort_values([c for c in by if c != "data"] + ["data"], key=position,
+        table = table.sort_values([c for c in by if c != "data"] + ["data"], key=_book_position,
                                   kind="stable").reset_index(drop=True)
     return table
+
+
+def _book_position(column):
+    """Sort key of a table column in the book's order: bit settings from wide to narrow (W4A4, W2A4, W2A2,
+    whatever the model), sources in :data:`SOURCE_ORDER`, anything else (models, worlds) in the order in
+    which the column first names it."""
+    if column.name == "bits":
+        return column.map(lambda bits: tuple(-int(part) for part in bits[1:].split("A")))
+    order = SOURCE_ORDER if column.name == "data" else dict.fromkeys(column)
+    return column.map({value: i for i, value in enumerate(order)})
 
 
 def mean_std(mean: float, std: float) -> str:
@@ -471,7 +474,9 @@ def classifier_comparison(table, mixed: str = "mixup", baseline: str = "single")
     kind = versus["model"].map(lambda m: "mix-trained" if m in MIX_TRAINED_TWINS else "plain")
     versus = versus.assign(architecture=versus["model"].map(lambda m: MIX_TRAINED_TWINS.get(m, m)), classifier=kind)
     columns = ["architecture", "bits", "classifier", f"{mixed} − {baseline}", "standard error", "verdict"]
-    return versus.sort_values(["architecture", "bits", "classifier"], ascending=[True, True, False])[columns]
+    classifiers = {"plain": 0, "mix-trained": 1}
+    return versus.sort_values(["architecture", "bits", "classifier"], kind="stable", key=lambda column: (
+        column.map(classifiers) if column.name == "classifier" else _book_position(column)))[columns]
 
 
 def classifier_conclusion(comparison, mixed: str = "mixup", baseline: str = "single") -> str:
@@ -792,8 +797,9 @@ def stack_comparisons(comparisons: dict[str, object], by=("model", "bits")):
                       .assign(baseline=SOURCE_LABELS.get(baseline, baseline)))
     if not frames:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True).set_index([*by, "baseline"]).sort_index(level=list(range(len(by))),
-                                                                                       sort_remaining=False)
+    # grouped by setting in the book's order (see summary_table), baselines in the order given within each
+    stacked = pd.concat(frames, ignore_index=True).sort_values(list(by), key=_book_position, kind="stable")
+    return stacked.set_index([*by, "baseline"])
 
 
 def _fold(label: str, width: int = 22) -> str:
@@ -1035,9 +1041,9 @@ def convergence_runs(records: list[dict], steps: int):
     keys = ["model", "bits", "data", "seed", "n_calib"]
     longest = runs.loc[runs["iters"] == steps, keys].drop_duplicates()
     matched = runs.merge(longest, on=keys)
-    order = {name: i for i, name in enumerate(SOURCE_ORDER)}
-    return matched.sort_values(["model", "bits", "data", "iters"], kind="stable",
-                               key=lambda col: col.map(order) if col.name == "data" else col).reset_index(drop=True)
+    ordered = matched.sort_values(["model", "bits", "data", "iters"], kind="stable",
+                                  key=lambda col: col if col.name == "iters" else _book_position(col))
+    return ordered.reset_index(drop=True)
 
 
 def convergence_conclusion(runs, steps: int) -> str:

@@ -134,7 +134,7 @@ def test_classifier_comparison_sets_each_mix_trained_model_beside_its_plain_twin
     table = pd.DataFrame(rows, columns=["model", "bits", "data", "top1_mean", "top1_std"]).assign(seeds=3)
     comparison = report.classifier_comparison(table)
     assert comparison[["architecture", "bits", "classifier"]].values.tolist() == [
-        ["resnet18", "W2A2", "plain"], ["resnet18", "W2A4", "plain"], ["resnet18", "W2A4", "mix-trained"]]
+        ["resnet18", "W2A4", "plain"], ["resnet18", "W2A4", "mix-trained"], ["resnet18", "W2A2", "plain"]]
     text = report.classifier_conclusion(comparison)
     assert ("**resnet18 W2A4**: mixup-class minus single-class is −2.00 pt, behind, beyond seed "
             "spread on the plain classifier and +0.10 pt, within seed spread on the mix-trained one.") in text
@@ -156,7 +156,7 @@ def test_classifier_comparison_sets_each_mix_trained_model_beside_its_plain_twin
     assert "moves it by +0.24 pt (standard error 0.16): within the seed spread." in text
     assert ("does not move the difference beyond the seed spread in the 1 setting with seeds on both sides; the "
             "verdict reads differently in 1, where a difference sits near twice its standard error.") in text
-    unmoved = comparison.assign(**{"mixup − single": [-1.0, -2.0, -1.9]}, verdict="behind, beyond seed spread")
+    unmoved = comparison.assign(**{"mixup − single": [-2.0, -1.9, -1.0]}, verdict="behind, beyond seed spread")
     assert ("does not change the answer: in the 1 setting with seeds on both sides the difference moves within the "
             "seed spread and the verdict stays the same.") in report.classifier_conclusion(unmoved)
     assert "nothing to conclude" in report.classifier_conclusion(comparison.iloc[:1])

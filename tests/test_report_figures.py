@@ -84,6 +84,22 @@ def test_stacked_comparisons_keep_each_baselines_difference_and_verdict():
             assert shown["verdict"] == row.verdict
     assert stack_comparisons({"single": compare_sources(table, "mixup", "genq")}).empty  # no genq runs: nothing
 
+
+def test_stacked_comparisons_keep_the_grid_order_of_models_and_bits_from_wide_to_narrow():
+    from mixq_core.report import stack_comparisons
+
+    frame = pd.DataFrame([{"model": model, "bits": bits, "data": data, "seed": seed, "top1": 80.0 + seed,
+                           "fp_top1": 90.0}
+                          for model, settings in (("resnet18", ["W2A2", "W2A4"]), ("mobilenetv2_100", ["W2A4", "W4A4"]))
+                          for bits in settings for data in ("mixup", "single", "genq") for seed in (0, 1)])
+    table = summary_table(frame)
+    stacked = stack_comparisons({b: compare_sources(table, "mixup", b) for b in ("single", "genq")})
+    assert stacked.index.tolist() == [
+        (model, bits, SOURCE_LABELS[baseline])
+        for model, bits in (("resnet18", "W2A4"), ("resnet18", "W2A2"), ("mobilenetv2_100", "W4A4"),
+                            ("mobilenetv2_100", "W2A4"))
+        for baseline in ("single", "genq")]
+
 # ----------------------------------------------------------------------------- the ImageNet comparison table
 
 
