@@ -244,6 +244,9 @@ def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_de
     assert not math.copysign(1, tiny.iloc[0]) < 0  # rounded to zero: no "-0.00"
     assert num(-0.5) == "\u22120.50" and num(0.5) == "+0.50" and num(-0.0123, ".3g") == "\u22120.0123"
     assert num(-0.004) == "+0.00" and num(-0.004, ".2f") == "0.00"
+    # a column with a gap becomes text for its dash; its numbers keep one count of decimals
+    gapped = readable(pd.DataFrame({"standard error": [0.11, 0.1, float("nan")], "seeds": [3.0, float("nan"), 2.0]}))
+    assert list(gapped["standard error"]) == ["0.11", "0.10", "—"] and list(gapped["seeds"]) == ["3", "—", "2"]
 
 
 def test_grid_progress_counts_the_seeds_with_a_record_against_the_plan(tmp_path):
