@@ -708,15 +708,15 @@ def readable(frame, digits: int = 2):
             values = values.round(decimals)
             if pd.api.types.is_float_dtype(values):
                 values = values + 0.0  # a value rounded to -0.0 becomes 0.0, which prints without a sign
+            # A column printed as text (below) gets one count of decimals down the column, the fewest that show
+            # every value, as pandas prints a numeric column: 0.10 beside 0.11, not 0.1; -0.20, not -0.200.
+            present = values.dropna()
+            fewest = next((d for d in range(decimals + 1) if (present.round(d) == present).all()), decimals)
+            spec = "d" if pd.api.types.is_integer_dtype(values) else f".{fewest}f"
             if (values < 0).any():  # as text, so that negative numbers print with a true minus sign
-                spec = "d" if pd.api.types.is_integer_dtype(values) else f".{decimals}f"
                 values = values.astype(object).map(lambda v, spec=spec: v if pd.isna(v) else num(v, spec))
-            elif pd.api.types.is_float_dtype(values) and values.isna().any():
-                # as text too (the dashes make the column text), with one count of decimals down the column, the
-                # fewest that show every value (as pandas prints a numeric column): 0.10, not 0.1; 3, not 3.0
-                present = values.dropna()
-                shown_decimals = next(d for d in range(decimals + 1) if (present.round(d) == present).all())
-                values = values.map(lambda v, spec=f".{shown_decimals}f": v if pd.isna(v) else format(v, spec))
+            elif values.isna().any():  # as text too: the dashes below make the column text
+                values = values.map(lambda v, spec=spec: v if pd.isna(v) else format(v, spec))
         if values.isna().any():  # a value a row does not have: a dash, not NaN
             values = values.astype(object).where(values.notna(), "—")
         shown.isetitem(position, values)

@@ -247,6 +247,8 @@ def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_de
     # a column with a gap becomes text for its dash; its numbers keep one count of decimals
     gapped = readable(pd.DataFrame({"standard error": [0.11, 0.1, float("nan")], "seeds": [3.0, float("nan"), 2.0]}))
     assert list(gapped["standard error"]) == ["0.11", "0.10", "—"] and list(gapped["seeds"]) == ["3", "—", "2"]
+    small = readable(pd.DataFrame({"mixup − single": [-0.2, 0.15]}))["mixup − single"]
+    assert list(small) == ["\u22120.20", "0.15"]  # not "−0.200": the decimals the values need, no more
 
 
 def test_grid_progress_counts_the_seeds_with_a_record_against_the_plan(tmp_path):
