@@ -682,11 +682,15 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
                 "machines": "processor"}
 
 
+# Columns of differences besides those named "a − b": their numbers carry a sign either way ("+1.44", "−0.27").
+SIGNED_COLUMNS = {"move"}
+
+
 def readable(frame, digits: int = 2):
     """``frame`` for display: human column and index names (:data:`FIELD_LABELS`), source names as their labels,
     numbers rounded to ``digits`` (columns of values below 1 to three significant digits; a column with negative
-    values as text, with a true minus sign), columns that hold nothing (all NaN) left out, and a dash where a row
-    has no value."""
+    values as text, with a true minus sign; a column of differences, "a − b" or :data:`SIGNED_COLUMNS`, with a
+    sign on every number), columns that hold nothing (all NaN) left out, and a dash where a row has no value."""
     import pandas as pd
 
     shown = frame.dropna(axis=1, how="all").copy()
@@ -713,7 +717,10 @@ def readable(frame, digits: int = 2):
             present = values.dropna()
             fewest = next((d for d in range(decimals + 1) if (present.round(d) == present).all()), decimals)
             spec = "d" if pd.api.types.is_integer_dtype(values) else f".{fewest}f"
-            if (values < 0).any():  # as text, so that negative numbers print with a true minus sign
+            label = shown.columns[position]
+            signed = isinstance(label, str) and (" − " in label or label in SIGNED_COLUMNS)
+            if signed or (values < 0).any():  # as text: a true minus sign, and a plus on a difference (as in prose)
+                spec = f"+{spec}" if signed else spec
                 values = values.astype(object).map(lambda v, spec=spec: v if pd.isna(v) else num(v, spec))
             elif values.isna().any():  # as text too: the dashes below make the column text
                 values = values.map(lambda v, spec=spec: v if pd.isna(v) else format(v, spec))

@@ -237,7 +237,7 @@ def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_de
 
     shown = readable(pd.DataFrame({"mixup − single": [-2.814, 0.5, float("nan")], "seeds": [3, -1, 2],
                                    "top1": [91.0, 90.5, 89.25]}))
-    assert list(shown["mixup − single"]) == ["\u22122.81", "0.50", "—"]  # one decimal count down the column
+    assert list(shown["mixup − single"]) == ["\u22122.81", "+0.50", "—"]  # a difference: signed, one decimal count
     assert list(shown["seeds"]) == ["3", "\u22121", "2"]
     assert list(shown["top-1 (%)"]) == [91.0, 90.5, 89.25]  # no negative value: the column stays numeric
     tiny = readable(pd.DataFrame({"generalization error": [-0.0004, 1.5]}))["generalization error"]
@@ -248,7 +248,9 @@ def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_de
     gapped = readable(pd.DataFrame({"standard error": [0.11, 0.1, float("nan")], "seeds": [3.0, float("nan"), 2.0]}))
     assert list(gapped["standard error"]) == ["0.11", "0.10", "—"] and list(gapped["seeds"]) == ["3", "—", "2"]
     small = readable(pd.DataFrame({"mixup − single": [-0.2, 0.15]}))["mixup − single"]
-    assert list(small) == ["\u22120.20", "0.15"]  # not "−0.200": the decimals the values need, no more
+    assert list(small) == ["\u22120.20", "+0.15"]  # not "−0.200": the decimals the values need, no more
+    moved = readable(pd.DataFrame({"move": [1.44, 0.27], "standard error": [0.43, 0.12]}))
+    assert list(moved["move"]) == ["+1.44", "+0.27"] and list(moved["standard error"]) == [0.43, 0.12]
 
 
 def test_grid_progress_counts_the_seeds_with_a_record_against_the_plan(tmp_path):
