@@ -678,8 +678,9 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
                 "model": "model", "seed": "seed", "mean_entropy": "prediction entropy (mean)",
                 "top1_coverage": "classes predicted (share)", "top1_entropy": "entropy of predicted classes",
                 "feature_mean_distance": "feature distance (mean pairwise)", "n_images": "images",
-                "median_minutes": "median (min)", "fastest": "fastest (min)", "slowest": "slowest (min)",
-                "machines": "processor"}
+                "median_minutes": "median (min)", "range_minutes": "range (min)",
+                "machines": "processor",
+                "stated_by": "stated by"}
 
 
 # Columns of differences besides those named "a − b": their numbers carry a sign either way ("+1.44", "−0.27").
@@ -919,18 +920,21 @@ def grid_progress(profile: str, sections: Sequence[str] = GRID_SECTIONS,
 
 
 def progress_table(status):
-    """One row per model, bits and steps, one column per source, each cell ``"done/planned"`` (seeds with a
-    record against seeds in the plan; a dash where the plan has no such cell), from a :func:`grid_status` or
-    :func:`grid_plan` frame."""
+    """One row per model, bits and steps, one column per source (headed by its short name, as in
+    :func:`pivot_sources`), each cell ``"done/planned"`` (seeds with a record against seeds in the plan; a dash
+    where the plan has no such cell), from a :func:`grid_status` or :func:`grid_plan` frame."""
     import pandas as pd
 
     if status.empty:
         return pd.DataFrame()
+    # rows in the book's order (bit settings wide to narrow within a model), whatever order the plan lists
+    status = status.sort_values(["model", "bits", "steps"], key=_book_position, kind="stable")
     cells = status.groupby(["model", "bits", "steps", "data"], sort=False)["done"].agg(["sum", "size"])
     cells["seeds run"] = [f"{done}/{planned}" for done, planned in zip(cells["sum"], cells["size"], strict=True)]
-    wide = cells["seeds run"].unstack("data")
+    wide = cells["seeds run"].unstack("data", sort=False)
     wide.columns.name = None  # the sources are the columns; the name would head the index column
-    return wide[[s for s in SOURCE_ORDER if s in wide.columns]].fillna("—")
+    wide = wide[[s for s in SOURCE_ORDER if s in wide.columns]]
+    return wide.rename(columns=lambda name: SOURCES[name].heading).fillna("—")
 
 
 def run_seconds(record: dict) -> float:
@@ -942,34 +946,51 @@ def run_seconds(record: dict) -> float:
 
 
 def run_times(records: list[dict]):
-    """What the runs cost, per model and schedule: number of runs, the median and range of
-    :func:`run_seconds` in minutes, and the processors and threads that spent them (as the records state;
-    records made before they stated it count as "not recorded")."""
+    """What the runs cost, per model and schedule: number of runs, the median of :func:`run_seconds` in minutes
+    and their range as text (``"32.7–181.3"``: one column, so that the table fits the book's column), the
+    processors and threads that spent them, and how many of the runs state those (``"16 of 25"``: records made
+    before they stated it do not)."""
     import pandas as pd
 
     rows = []
     for record in records:
         config, made = record["metrics"]["config"], record["provenance"]
         rows.append({"model": config["model"], "steps": config["iters"], "minutes": run_seconds(record) / 60,
-                     "cpu": made.get("gpu") or made.get("cpu"),
+                     "cpu": _processor_name(made.get("gpu") or made.get("cpu")),
                      "threads": str(made["threads"]) if "threads" in made else None})
     frame = pd.DataFrame(rows, columns=["model", "steps", "minutes", "cpu", "threads"])
     table = frame.groupby(["model", "steps"], sort=False).agg(
-        runs=("minutes", "size"), median_minutes=("minutes", "median"), fastest=("minutes", "min"),
-        slowest=("minutes", "max"), machines=("cpu", _stated), threads=("threads", _stated))
+        runs=("minutes", "size"), median_minutes=("minutes", "median"),
+        range_minutes=("minutes", lambda m: f"{m.min():.1f}\u2013{m.max():.1f}"),
+        machines=("cpu", _stated), threads=("threads", _stated), stated_by=("cpu", _stating))
     return table.round(1).reset_index()
+
+
+def _processor_name(name: str | None) -> str | None:
+    """A processor's name as a table shows it: without the trademark signs that vendors' names carry
+    ("Intel(R) Xeon(R) Processor" → "Intel Xeon Processor")."""
+    if not name:
+        return None
+    for mark in ("(R)", "(TM)", "(tm)"):
+        name = name.replace(mark, "")
+    return " ".join(name.split())
 
 
 def _stated(values) -> str:
     """What a group of records states about one thing (None where a record does not): the distinct values,
-    and how many records of the group do not say, e.g. "AMD EPYC (3 of 17 not recorded)"."""
+    e.g. "AMD EPYC, Intel Xeon", or "not recorded" where no record of the group says."""
     import pandas as pd
 
     stated = sorted({value for value in values if not pd.isna(value)})
-    missing = int(pd.isna(values).sum())
-    if not stated:
-        return "not recorded"
-    return ", ".join(stated) + (f" ({missing} of {len(values)} not recorded)" if missing else "")
+    return ", ".join(stated) if stated else "not recorded"
+
+
+def _stating(values) -> str:
+    """How many records of a group state a thing: "16 of 25", or "all 25"."""
+    import pandas as pd
+
+    stating = int(pd.notna(values).sum())
+    return f"all {len(values)}" if stating == len(values) else f"{stating} of {len(values)}"
 
 
 def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | None = None):

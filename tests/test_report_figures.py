@@ -265,6 +265,10 @@ def test_grid_progress_counts_the_seeds_with_a_record_against_the_plan(tmp_path)
     assert empty.loc[("resnet18", "W2A4", 20000), "real"] == "0/1"  # the convergence cell: one seed
     assert empty.loc[("resnet18", "W2A4", 20000), "single"] == "—"  # not in the plan
     assert empty.loc[("resnet18", "W2A4", 5000), "noise"] == "0/1"
+    assert empty.loc[("resnet18", "W2A4", 5000), "GenQ"] == "0/3"  # headed by the short name, as in pivot_sources
+    assert "genq" not in empty.columns
+    mobilenet = empty.loc["mobilenetv2_100"].index.get_level_values("bits").tolist()
+    assert mobilenet == ["W4A4", "W2A4"]  # the book's order, wide to narrow, whatever the plan's order
     committed = sorted((RESULTS_DIR / "ptq" / "mini-long").glob("*.json"))
     chosen = next(path for path in committed
                   if (c := json.loads(path.read_text())["metrics"]["config"])["model"] == "resnet18"
@@ -349,13 +353,16 @@ def test_run_times_give_the_median_minutes_per_model_and_schedule_and_say_what_s
 
     new = {"cpu": "AMD EPYC", "threads": 1, "gpu": None}
     records = [record("resnet18", 5000, 1740.0, new), record("resnet18", 5000, 2340.0, {}),
-               record("resnet18", 5000, 1980.0, new), record("deit_mini", 2000, 540.0, {**new, "gpu": "H200"})]
+               record("resnet18", 5000, 1980.0, new), record("deit_mini", 2000, 540.0, {**new, "gpu": "H200"}),
+               record("mobilenetv2_100", 2000, 600.0, {**new, "cpu": "Intel(R) Xeon(R)  Processor"})]
     table = run_times(records).set_index(["model", "steps"])
     long = table.loc[("resnet18", 5000)]
-    assert (long["runs"], long["median_minutes"], long["fastest"], long["slowest"]) == (3, 34.0, 30.0, 40.0)
-    assert long["machines"] == "AMD EPYC (1 of 3 not recorded)" and long["threads"] == "1 (1 of 3 not recorded)"
-    assert run_times(records[1:2]).loc[0, "machines"] == "not recorded"
-    assert table.loc[("deit_mini", 2000), "machines"] == "H200"  # synthesis (shared by cells) left out above
+    assert (long["runs"], long["median_minutes"], long["range_minutes"]) == (3, 34.0, "30.0\u201340.0")
+    assert (long["machines"], long["threads"], long["stated_by"]) == ("AMD EPYC", "1", "2 of 3")
+    assert tuple(run_times(records[1:2]).loc[0, ["machines", "stated_by"]]) == ("not recorded", "0 of 1")
+    vit = table.loc[("deit_mini", 2000)]
+    assert (vit["machines"], vit["stated_by"]) == ("H200", "all 1")  # synthesis (shared by cells) left out above
+    assert table.loc[("mobilenetv2_100", 2000), "machines"] == "Intel Xeon Processor"  # no trademark signs
 
 
 def _summary(means: dict[str, float], model="resnet18", bits="W2A4"):
