@@ -993,13 +993,18 @@ def _stating(values) -> str:
     return f"all {len(values)}" if stating == len(values) else f"{stating} of {len(values)}"
 
 
+RECENT_RUNS = 5  # grid_plan estimates a run's cost from at most this many of the latest comparable records
+
+
 def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | None = None):
     """Which of ``configs`` have a record, and for the others an estimate of the seconds each will take, from
     the records under ``results_dir`` (so on the machines, and with the threads, that made them): the median
     :func:`run_seconds` of the records of the same model and steps; failing that, of the model's records at its
     longest schedule so far, with their per-unit reconstruction time scaled to this run's steps. Records of the
-    run's own profile are preferred. NaN where no record of the model exists. One row per experiment: model,
-    bits, steps, data, seed, done, seconds, basis (what the estimate came from)."""
+    run's own profile are preferred, and of those the :data:`RECENT_RUNS` latest (by the time each record
+    states): a grid that spans sessions changes code and machines on the way, and its latest runs say best
+    what the next ones will cost. NaN where no record of the model exists. One row per experiment: model, bits,
+    steps, data, seed, done, seconds, basis (what the estimate came from)."""
     import statistics
 
     results_dir = Path(RESULTS_DIR if results_dir is None else results_dir)
@@ -1015,11 +1020,15 @@ def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | 
             else max(r["metrics"]["config"]["iters"] for _, r in same_model)
         chosen = [(profile, r) for profile, r in same_model if r["metrics"]["config"]["iters"] == steps]
         chosen = [r for profile, r in chosen if profile == configs[index].profile] or [r for _, r in chosen]
+        runs = f"{len(chosen)} runs"
+        if len(chosen) > RECENT_RUNS:  # records without a time (the oldest) sort first
+            chosen = sorted(chosen, key=lambda r: r["provenance"].get("time_utc", ""))[-RECENT_RUNS:]
+            runs = f"the {RECENT_RUNS} latest of {runs}"
         scale = row["steps"] / steps
         plan.loc[index, "seconds"] = statistics.median(
             run_seconds(r) + (scale - 1) * sum(unit["seconds"] for unit in r["metrics"]["units"]) for r in chosen)
-        plan.loc[index, "basis"] = (f"median of {len(chosen)} runs at {steps} steps" if scale == 1 else
-                                    f"{len(chosen)} runs at {steps} steps, reconstruction scaled ×{scale:g}")
+        plan.loc[index, "basis"] = (f"median of {runs} at {steps} steps" if scale == 1 else
+                                    f"{runs} at {steps} steps, reconstruction scaled ×{scale:g}")
     return plan
 
 

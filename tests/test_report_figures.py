@@ -642,3 +642,33 @@ def test_the_reference_table_heads_its_numbers_readably_and_keeps_the_data_field
     html = reference_display(table).to_html()
     assert ">float</th>" in html and ">top-1</th>" in html and "fp_top1" not in html
     assert list(table.columns) == REFERENCE_COLUMNS
+
+
+def test_the_grid_plan_estimates_from_the_latest_records_when_there_are_many(tmp_path):
+    import json
+
+    from mixq_core.experiment import grid_configs
+    from mixq_core.report import RECENT_RUNS, grid_plan, run_seconds
+    from mixq_core.results import RESULTS_DIR
+
+    committed = sorted((RESULTS_DIR / "ptq" / "mini-long").glob("*.json"))
+    record = next(json.loads(p.read_text()) for p in committed
+                  if json.loads(p.read_text())["metrics"]["config"]["model"] == "resnet18")
+    folder = tmp_path / "ptq" / "mini-long"
+    folder.mkdir(parents=True)
+    # Old, slow runs first (one from before records stated a time), then RECENT_RUNS fast ones: only these count.
+    minutes = [90, 80, 70] + [20 + i for i in range(RECENT_RUNS)]
+    for i, wait in enumerate(minutes):
+        copy = json.loads(json.dumps(record))
+        copy["metrics"]["config"]["seed"] = 100 + i  # not a planned seed: every planned run stays to run
+        copy["metrics"]["seconds"] = {"quantize_seconds": 60.0 * wait}
+        if i == 0:
+            copy["provenance"].pop("time_utc", None)
+        else:
+            copy["provenance"]["time_utc"] = f"2026-11-{10 + i:02d}T00:00:00Z"
+        (folder / f"{i:016x}.json").write_text(json.dumps(copy))
+    plan = grid_plan(grid_configs("mini-long", "grid_cnn"), results_dir=tmp_path)
+    waiting = plan[(plan["model"] == "resnet18") & (plan["steps"] == 5000) & ~plan["done"]]
+    assert len(waiting) and (waiting["seconds"] == 60.0 * 22).all()  # median of 20..24 minutes
+    assert (waiting["basis"] == f"median of the {RECENT_RUNS} latest of {len(minutes)} runs at 5000 steps").all()
+    assert run_seconds(record) != 60.0 * 22  # the estimate did come from the copies
