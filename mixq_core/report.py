@@ -1074,6 +1074,26 @@ def rounding_summary(records: list[dict]):
     return pd.DataFrame(rows)
 
 
+def unit_rounding(records: list[dict]):
+    """One row per record and reconstructed unit (in forward order, ``unit_index``): the share of its rounding
+    variables still soft before hardening and of its weights rounded away from nearest. Units without these
+    diagnostics (records made before they existed, or units with no AdaRound) are left out."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        config = record["metrics"]["config"]
+        for index, unit in enumerate(record["metrics"]["units"]):
+            if unit.get("soft_share") is None:
+                continue
+            rows.append({"model": config["model"], "bits": f"W{config['w_bits']}A{config['a_bits']}",
+                         "data": config["data"], "seed": config["seed"], "iters": config["iters"],
+                         "unit_index": index, "soft_share": unit["soft_share"],
+                         "flipped_share": unit["flipped_share"]})
+    return pd.DataFrame(rows, columns=["model", "bits", "data", "seed", "iters", "unit_index", "soft_share",
+                                       "flipped_share"])
+
+
 def convergence_runs(records: list[dict], steps: int):
     """The convergence cell beside the main schedule: every run made with ``steps`` reconstruction steps, and
     every run of the same model, bits, source, seed and image count at another step count. One row per run

@@ -672,3 +672,16 @@ def test_the_grid_plan_estimates_from_the_latest_records_when_there_are_many(tmp
     assert len(waiting) and (waiting["seconds"] == 60.0 * 22).all()  # median of 20..24 minutes
     assert (waiting["basis"] == f"median of the {RECENT_RUNS} latest of {len(minutes)} runs at 5000 steps").all()
     assert run_seconds(record) != 60.0 * 22  # the estimate did come from the copies
+
+
+def test_unit_rounding_gives_each_units_shares_in_forward_order_and_skips_units_without_them():
+    from mixq_core.report import unit_rounding
+
+    config = {"model": "resnet18", "w_bits": 2, "a_bits": 4, "data": "mixup", "seed": 1, "iters": 5000}
+    units = [{"soft_share": 0.5, "flipped_share": 0.1}, {"name": "fc"},  # a unit without the diagnostics
+             {"soft_share": 0.02, "flipped_share": 0.12}]
+    table = unit_rounding([{"metrics": {"config": config, "units": units}}])
+    assert table["unit_index"].tolist() == [0, 2]
+    assert table["soft_share"].tolist() == [0.5, 0.02] and table["flipped_share"].tolist() == [0.1, 0.12]
+    assert (table["bits"] == "W2A4").all() and (table["iters"] == 5000).all()
+    assert unit_rounding([]).empty
