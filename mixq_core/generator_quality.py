@@ -1,4 +1,4 @@
-"""How well the mini generator draws what it is asked for: the quality experiments of chapter 02.
+"""How well the mini generator draws what it is asked for: the quality experiments of notebook 02.
 
 :func:`generator_quality` judges single- and two-class images with a Fashion-MNIST classifier (top-1,
 Fréchet distance in its features, both / any prompted class in its top-2, one item at a time);

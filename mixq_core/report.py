@@ -864,7 +864,7 @@ def plot_differences(comparisons: dict[str, object], by=("model", "bits")):
     return figure
 
 
-# ----------------------------------------------------------------------------- the paper's regime (chapter 11)
+# ----------------------------------------------------------------------------- the paper's regime (notebook 11)
 
 
 def plot_unit_traces(records: list[dict], field: str, label: str, log: bool = False):

@@ -106,7 +106,7 @@ PROFILE_SCHEMA = Fields({
         required=("model", "bits", "seeds", "n_calib", "iters", "k", "n_calib_sizes", "guidance", "partners"))),
     "tables_from": Maybe(Text()),
     "worlds": Maybe(Fields({"profiles": MapOf(Text()), "run": Flag()}, required=("profiles",))),
-    # reading_pictures: mixup-prompted pictures shown to the plain and the mix-trained classifiers (chapter 11)
+    # reading_pictures: mixup-prompted pictures shown to the plain and the mix-trained classifiers (notebook 11)
     "regimes": Maybe(Fields({"short": Text(), "long": Text(), "earlier": Text(), "run": Flag(),
                              "reading_pictures": Bounds(1, 10_000), "convergence_steps": Bounds(1, None)},
                             required=("short", "long"))),
