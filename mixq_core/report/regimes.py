@@ -1,0 +1,145 @@
+"""The short schedule against the long one (notebook 11): how much rounding each run decided, the convergence cell, and
+whether the ranking of sources changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .records import SOURCE_LABELS
+from .tables import BEYOND, _book_position, _ordinal, beyond_spread, compare_sources, mean_std, num
+
+# Where more of the rounding variables than this are still soft when AdaRound hardens them, the schedule ended
+# before the optimisation decided them (hardening rounds them by their sign): the book calls it "not settled".
+# A judgement, stated where it is used; resnet18's 5000 steps leave about 3.5 %, its 200 steps about 97 %.
+SETTLED_SOFT_SHARE = 0.05
+
+
+def rounding_summary(records: list[dict]):
+    """One row per record: the engine, schedule, and over its reconstructed units the mean share of rounding
+    variables still soft before hardening and of weights rounded away from nearest (NaN for records made
+    before these diagnostics existed)."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        metrics = record["metrics"]
+        config = metrics["config"]
+        soft = [u["soft_share"] for u in metrics["units"] if u.get("soft_share") is not None]
+        flipped = [u["flipped_share"] for u in metrics["units"] if u.get("flipped_share") is not None]
+        rows.append({"profile": metrics["profile"], "model": config["model"],
+                     "bits": f"W{config['w_bits']}A{config['a_bits']}", "data": config["data"],
+                     "seed": config["seed"], "n_calib": metrics["n_calib"], "iters": config["iters"],
+                     "engine": metrics.get("engine", 1), "top1": metrics["top1"],
+                     "soft_share": sum(soft) / len(soft) if soft else float("nan"),
+                     "flipped_share": sum(flipped) / len(flipped) if flipped else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def unit_rounding(records: list[dict]):
+    """One row per record and reconstructed unit (in forward order, ``unit_index``): the share of its rounding
+    variables still soft before hardening and of its weights rounded away from nearest. Units without these
+    diagnostics (records made before they existed, or units with no AdaRound) are left out."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        config = record["metrics"]["config"]
+        for index, unit in enumerate(record["metrics"]["units"]):
+            if unit.get("soft_share") is None:
+                continue
+            rows.append({"model": config["model"], "bits": f"W{config['w_bits']}A{config['a_bits']}",
+                         "data": config["data"], "seed": config["seed"], "iters": config["iters"],
+                         "unit_index": index, "soft_share": unit["soft_share"],
+                         "flipped_share": unit["flipped_share"]})
+    return pd.DataFrame(rows, columns=["model", "bits", "data", "seed", "iters", "unit_index", "soft_share",
+                                       "flipped_share"])
+
+
+def convergence_runs(records: list[dict], steps: int):
+    """The convergence cell beside the main schedule: every run made with ``steps`` reconstruction steps, and
+    every run of the same model, bits, source, seed and image count at another step count. One row per run
+    (:func:`rounding_summary`'s columns), sorted by setting, source and steps; empty when no run has ``steps``."""
+    runs = rounding_summary(records)
+    if runs.empty:
+        return runs
+    keys = ["model", "bits", "data", "seed", "n_calib"]
+    longest = runs.loc[runs["iters"] == steps, keys].drop_duplicates()
+    matched = runs.merge(longest, on=keys)
+    ordered = matched.sort_values(["model", "bits", "data", "iters"], kind="stable",
+                                  key=lambda col: col if col.name == "iters" else _book_position(col))
+    return ordered.reset_index(drop=True)
+
+
+def ranked_in_both(short_table, long_table, by=("model", "bits")):
+    """The groups and sources both regimes have, with each regime's mean, std and rank (1 = highest mean
+    top-1) among the sources both have, so a source run in one regime only does not shift the ranks."""
+    import pandas as pd
+
+    keys = [*by, "data"]
+    columns = [*keys, "top1_mean", "top1_std"]
+    both = pd.merge(short_table[columns], long_table[columns], on=keys, suffixes=(" short", " long"))
+    for regime in ("short", "long"):
+        both[f"rank {regime}"] = both.groupby(list(by), sort=False)[f"top1_mean {regime}"].rank(
+            ascending=False, method="min").astype(int)
+    return both
+
+
+def regime_comparison(short_table, long_table, by=("model", "bits")):
+    """Short and long schedule side by side, one row per group and source: mean ± std and rank in each
+    (:func:`ranked_in_both`)."""
+    both = ranked_in_both(short_table, long_table, by)
+    if both.empty:
+        return both
+    for regime in ("short", "long"):
+        both[f"top-1 {regime}"] = [mean_std(m, sd) for m, sd in zip(both[f"top1_mean {regime}"],
+                                                                     both[f"top1_std {regime}"], strict=True)]
+    both["long − short"] = (both["top1_mean long"] - both["top1_mean short"]).round(2)
+    return both[[*by, "data", "top-1 short", "rank short", "top-1 long", "rank long", "long − short"]]
+
+
+def schedule_shift(short_table, long_table, a: str = "mixup", b: str = "single", by=("model", "bits")):
+    """How far ``a`` − ``b`` moves from the short to the long schedule, per group both schedules ran: the
+    difference in each (:func:`compare_sources`), the move, its standard error (the two schedules' errors
+    combined) and whether the move is beyond the seed spread (more than twice its standard error)."""
+    column = f"{a} − {b}"
+    short, long = compare_sources(short_table, a, b, by), compare_sources(long_table, a, b, by)
+    both = short.merge(long, on=list(by), suffixes=(" short", " long"))
+    both["move"] = (both[f"{column} long"] - both[f"{column} short"]).round(2)
+    both["standard error"] = [round(math.hypot(x, y), 2) for x, y in
+                              zip(both["standard error short"], both["standard error long"], strict=True)]
+    both["verdict"] = ["one seed: no spread to compare" if math.isnan(se) else
+                       BEYOND if beyond_spread(move, se) else "within seed spread"
+                       for move, se in zip(both["move"], both["standard error"], strict=True)]
+    return both[[*by, f"{column} short", f"{column} long", "move", "standard error", "verdict"]]
+
+
+def ranking_changes(short_table, long_table, by=("model", "bits")) -> list[str]:
+    """Per group that both regimes ran, one sentence: mixup-class's rank in each regime, and every pair of
+    sources that trades places, with the pair's gap in each regime (so a swap of two sources 0.04 pt apart
+    reads as what it is)."""
+    from itertools import combinations
+
+    lines = []
+    for key, group in ranked_in_both(short_table, long_table, by).groupby(list(by), sort=False):
+        name = " ".join(map(str, key)) if isinstance(key, tuple) else str(key)
+        rows = group.set_index("data")
+        parts = []
+        if "mixup" in rows.index:
+            short_rank, long_rank = rows.loc["mixup", "rank short"], rows.loc["mixup", "rank long"]
+            where = (f"{_ordinal(short_rank)} of {len(rows)} in both" if short_rank == long_rank else
+                     f"{_ordinal(short_rank)} of {len(rows)} short, {_ordinal(long_rank)} long")
+            parts.append(f"{SOURCE_LABELS['mixup']} {where}")
+        swaps = []
+        for a, b in combinations(rows.sort_values("rank short").index, 2):  # a ranks above b in the short regime
+            above_short = rows.loc[a, "rank short"] < rows.loc[b, "rank short"]
+            if above_short and rows.loc[a, "rank long"] > rows.loc[b, "rank long"]:
+                gaps = {regime: rows.loc[a, f"top1_mean {regime}"] - rows.loc[b, f"top1_mean {regime}"]
+                        for regime in ("short", "long")}
+                first, second = SOURCE_LABELS.get(a, a), SOURCE_LABELS.get(b, b)
+                swaps.append(f"{first} and {second} swap places ({first} − {second} {num(gaps['short'])} pt "
+                             f"short, {num(gaps['long'])} pt long)")
+        parts.append("the same order" if not swaps else "; ".join(swaps))
+        lines.append(f"{name}: " + ", ".join(parts))
+    return lines
+
