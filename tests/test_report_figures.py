@@ -685,3 +685,13 @@ def test_unit_rounding_gives_each_units_shares_in_forward_order_and_skips_units_
     assert table["soft_share"].tolist() == [0.5, 0.02] and table["flipped_share"].tolist() == [0.1, 0.12]
     assert (table["bits"] == "W2A4").all() and (table["iters"] == 5000).all()
     assert unit_rounding([]).empty
+
+
+def test_a_difference_counts_only_beyond_twice_its_standard_error_and_one_seed_prints_no_spread():
+    from mixq_core.report import beyond_spread, mean_std
+
+    assert beyond_spread(-0.21, 0.1) and beyond_spread(0.21, 0.1)
+    assert not beyond_spread(0.2, 0.1)  # exactly twice: not beyond
+    assert not beyond_spread(1.0, float("nan"))  # no spread (one seed): never beyond
+    assert mean_std(91.3449, 0.123) == "91.34\u00a0±\u00a00.12"  # no-break spaces: the cell cannot wrap at ±
+    assert mean_std(91.3449, float("nan")) == "91.34" and mean_std(91.3449, None) == "91.34"
