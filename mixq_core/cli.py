@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "stopped mid-run goes on from there when started again")
     grid.add_argument("--plan", action="store_true",
                       help="run nothing: print, per cell, the seeds that have a record and an estimate of the hours "
-                           "the rest takes (from the records of the same model and steps already there)")
+                           "the rest takes (from the latest records of the same model and steps already there)")
     _add_track_arguments(grid)
     grid.set_defaults(run=_cmd_grid)
 
