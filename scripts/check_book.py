@@ -13,7 +13,8 @@ For each ``*.html`` page of the book it reports, and exits non-zero on:
   (``<matplotlib.legend.Legend at 0x...>``), or a widget block that
   renders as blank space (progress bars saved without their widget state);
 - at 1280 px, an element wider than the content column (a wide table must scroll inside its own
-  container), or a figure shown at under half its pixel width (too wide for the page to read);
+  container, or sit in a cell tagged ``full-width``, which spans the column and its margin), or a
+  figure shown at under half its pixel width (too wide for the page to read);
 - at 390 px (a phone), a page that scrolls sideways.
 
 Resources on other hosts (the Colab badge, fonts, scripts from CDNs) are not checked: the book is
@@ -46,17 +47,25 @@ UNWANTED_TEXT = (
     (re.compile(r"<[\w.]+(?: object)? at 0x[0-9a-f]+>"), "an object's repr"),  # a cell that forgot its ";"
 )
 ARTICLE = "main article, article.bd-article, div[role=main]"
-# The article's elements wider than its column, leaving out those inside a container that scrolls them.
+# The article's elements wider than their room, leaving out those inside a container that scrolls them. The room
+# is the column, except in a cell tagged `full-width`, which the theme widens over the margin beside the column:
+# what such a cell holds is measured against the cell, and the cell must end inside the window.
 WIDE_ELEMENTS_JS = """
 article => {
-  const limit = article.getBoundingClientRect().width + 1;
+  const column = article.getBoundingClientRect().width + 1;
+  const room = e => {
+    const cell = e.closest('div.cell.tag_full-width');
+    if (!cell) return column;
+    const left = e.getBoundingClientRect().left;
+    return e === cell ? document.documentElement.clientWidth - left + 1 : cell.getBoundingClientRect().width + 1;
+  };
   const scrolls = e => { for (let p = e.parentElement; p && p !== article; p = p.parentElement) {
     const x = getComputedStyle(p).overflowX; if (x === 'auto' || x === 'scroll') return true; } return false; };
   return [...article.querySelectorAll('*')]
-    .filter(e => e.getBoundingClientRect().width > limit && !scrolls(e))
-    .filter(e => ![...e.children].some(c => c.getBoundingClientRect().width > limit))  // innermost only
+    .filter(e => e.getBoundingClientRect().width > room(e) && !scrolls(e))
+    .filter(e => ![...e.children].some(c => c.getBoundingClientRect().width > room(c)))  // innermost only
     .map(e => `${e.tagName.toLowerCase()}${e.className ? '.' + String(e.className).split(' ')[0] : ''}`
-              + ` ${Math.round(e.getBoundingClientRect().width)} px > ${Math.round(limit)} px`);
+              + ` ${Math.round(e.getBoundingClientRect().width)} px > ${Math.round(room(e))} px`);
 }"""
 SHRUNK_FIGURES_JS = """
 article => [...article.querySelectorAll('img')]

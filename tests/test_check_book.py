@@ -59,6 +59,8 @@ def test_layout_checks_find_wide_elements_shrunk_figures_and_sideways_scrolling(
         "<html><body style='margin:0'><main><article style='width:700px'>"
         "<div style='overflow-x:auto'><table style='width:1500px'><tr><td>scrolls in its box</td></tr></table></div>"
         "<pre style='width:1100px'>too wide</pre>"
+        "<div class='cell tag_full-width' style='width:950px'><table style='width:900px'><tr><td>fits its full-width"
+        " cell</td></tr></table><table style='width:1000px'><tr><td>wider than it</td></tr></table></div>"
         "<img src='wide.png' style='max-width:100%'>"
         "<img src='wide.png' style='width:1400px; max-width:none' id='x'>"
         "</article></main></body></html>")
@@ -72,6 +74,8 @@ def test_layout_checks_find_wide_elements_shrunk_figures_and_sideways_scrolling(
         sideways = check_book.layout_problems(phone, phone=True)
         browser.close()
     wide = [p for p in found if p.startswith("wider than the column")]
-    assert [p.split(":")[1].split()[0] for p in wide] == ["pre", "img"], found  # not the table in its scroller
+    # not the table in its scroller, nor the full-width cell or the table that fits in it
+    assert [p.split(":")[1].split()[0] for p in wide] == ["pre", "td", "img"], found
+    assert "> 951 px" in wide[1]  # the full-width cell is the room of what it holds
     assert len([p for p in found if p.startswith("figure too wide")]) == 1, found  # 2400 px shown at 700 px
     assert len(sideways) == 1 and "scrolls sideways" in sideways[0]

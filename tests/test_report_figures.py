@@ -185,6 +185,32 @@ def test_the_source_conclusion_counts_verdicts_and_leaves_collapsed_settings_out
     assert "(most often" in text and "real images are ahead in 0 of 2 settings, and real minus best is −1.50" in text
 
 
+def test_the_probe_table_gives_each_setting_its_ratios_and_correlations_without_noise():
+    from mixq_core.report import correlation_reading, probe_table
+
+    per_run = pd.DataFrame([{"model": model, "bits": "W2A4", "data": data, "seed": seed,
+                             "grad_norm": norm + 0.01 * seed, "generalization_error": 3.0 - norm,
+                             "top1": 90 + sign * (10 * norm + seed)}
+                            for model, sign in (("resnet18", 1), ("resnet18_mix", -1))
+                            for data, norm in (("single", 1.0), ("mixup", 2.0)) for seed in range(3)])
+    noise = pd.DataFrame([{"model": "resnet18", "bits": "W2A4", "data": "noise", "seed": 0, "grad_norm": 50.0,
+                           "generalization_error": 50.0, "top1": 10.0}])
+    only_single = per_run[per_run["data"] == "single"].assign(bits="W2A2")  # no mixup: no row
+    wide_bits = per_run[per_run["model"] == "resnet18"].assign(bits="W4A4")  # wider: comes first in the book
+    table = probe_table(pd.concat([per_run, noise, only_single, wide_bits]))
+    assert list(table.index) == [("resnet18", "W4A4"), ("resnet18", "W2A4"), ("resnet18_mix", "W2A4")]
+    assert list(table[("", "runs")]) == [6, 6, 6]  # the noise run counts nowhere
+    table = table.drop(("resnet18", "W4A4"))
+    ratio = table[("gradient norm", "mixup ÷ single")]
+    assert ratio.iloc[0] == pytest.approx(2.01 / 1.01)
+    assert table[("generalization error", "mixup ÷ single")].iloc[0] == pytest.approx(0.5)
+    correlation = table[("gradient norm", "r with top-1")]
+    assert correlation.iloc[0] > 0.9 and correlation.iloc[1] < -0.9  # the noise run would have reversed the first
+    assert correlation_reading(correlation, "gradient norm") == (
+        "Across each setting's runs on images, a smaller gradient norm goes with higher accuracy, as the paper "
+        "argues (r ≤ −0.50), in 1 of 2 settings, with *lower* accuracy (r ≥ +0.50) in 1, and neither clearly in 0.")
+    assert probe_table(only_single).empty
+
 def test_the_probe_and_ablation_conclusions_are_computed_from_their_tables():
     from mixq_core.report import ablation_conclusion, probe_conclusion
 
@@ -251,6 +277,13 @@ def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_de
     assert list(small) == ["\u22120.20", "+0.15"]  # not "−0.200": the decimals the values need, no more
     moved = readable(pd.DataFrame({"move": [1.44, 0.27], "standard error": [0.43, 0.12]}))
     assert list(moved["move"]) == ["+1.44", "+0.27"] and list(moved["standard error"]) == [0.43, 0.12]
+    # differences and correlations below 1 print as the prose does, two decimals; other small values keep three
+    # significant digits; under a two-level heading the lower level names the column
+    two_level = pd.MultiIndex.from_tuples([("gradient norm", "r with top-1"), ("gradient norm", "mixup ÷ single"),
+                                           ("", "mixup − single")])
+    shown = readable(pd.DataFrame([[0.929, 0.855, 0.123], [-0.982, 0.9, -0.5]], columns=two_level))
+    assert list(shown.iloc[:, 0]) == ["+0.93", "\u22120.98"] and list(shown.iloc[:, 1]) == [0.855, 0.9]
+    assert list(shown.iloc[:, 2]) == ["+0.12", "\u22120.50"]
 
 
 def test_grid_progress_counts_the_seeds_with_a_record_against_the_plan(tmp_path):

@@ -188,14 +188,26 @@ def _correlation_reading(r: float) -> str:
     return f": weaker than ±{STRONG_CORRELATION}, no clear link either way"
 
 
-def ratio_reading(ratios, what: str) -> str:
+def ratio_reading(ratios, what: str, rows: str = "cells") -> str:
     """One sentence on a column of :func:`probe_ratios` (mixup-class ÷ single-class for one probe, ``what``):
-    in how many cells mixup-class sets give the smaller value, as the paper expects, and in how many the larger
-    (cells without a ratio left out)."""
+    in how many of its ``rows`` mixup-class sets give the smaller value, as the paper expects, and in how many
+    the larger (rows without a ratio left out)."""
     values = ratios.dropna()
     smaller, larger = int((values < 1).sum()), int((values > 1).sum())
     return (f"Mixup-class sets give the smaller {what}, as the paper expects, in {smaller} of {len(values)} "
-            f"cells, and the larger in {larger}.")
+            f"{rows}, and the larger in {larger}.")
+
+
+def correlation_reading(correlations, what: str) -> str:
+    """One sentence on a column of correlations with top-1 of :func:`probe_table` (one probe, ``what``): in how
+    many settings smaller values go with higher accuracy (r ≤ −:data:`STRONG_CORRELATION`), as the paper
+    argues, in how many with lower accuracy (r ≥ +:data:`STRONG_CORRELATION`), and in how many the link is
+    weaker (settings without a correlation left out)."""
+    values = correlations.dropna()
+    agree, against = int((values <= -STRONG_CORRELATION).sum()), int((values >= STRONG_CORRELATION).sum())
+    return (f"Across each setting's runs on images, a smaller {what} goes with higher accuracy, as the paper "
+            f"argues (r ≤ {num(-STRONG_CORRELATION)}), in {agree} of {len(values)} settings, with *lower* accuracy "
+            f"(r ≥ +{STRONG_CORRELATION:.2f}) in {against}, and neither clearly in {len(values) - agree - against}.")
 
 
 def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single",

@@ -285,6 +285,39 @@ def probe_ratios(per_run, by: Sequence[str] = ("model", "bits"), mixed: str = "m
     return frame
 
 
+PROBE_NAMES = {"grad_norm": "gradient norm", "generalization_error": "generalization error"}
+
+
+def probe_table(per_run, by: Sequence[str] = ("model", "bits"), mixed: str = "mixup", baseline: str = "single"):
+    """The paper's two probes per setting (``by``) of a :func:`run_probes` table that has both ``mixed`` and
+    ``baseline`` runs, one row each in the book's order, for a chapter to show as a table rather than a sentence
+    per setting: the number of runs on images, and under each probe's name its mean over ``mixed`` runs as a
+    multiple of its mean over ``baseline`` runs (:func:`probe_ratios`; NaN where a ratio does not read) and its
+    correlation with top-1 across the runs on images (NaN with fewer than three). Gaussian noise is left out of
+    both: the lower bound sits far out on both axes and alone would set the correlation."""
+    import pandas as pd
+
+    ratios = probe_ratios(per_run, by, mixed, baseline)
+    images = per_run[per_run["data"] != "noise"].set_index(list(by))
+    settings = per_run[list(by)].drop_duplicates().sort_values(list(by), key=_book_position, kind="stable")
+    ratio_name = f"{mixed} ÷ {baseline}"
+    rows, keys = [], []
+    for key in settings.itertuples(index=False, name=None):
+        key = key if len(by) > 1 else key[0]
+        if key not in ratios.index:
+            continue
+        runs = images.loc[[key]]
+        row = {("", "runs"): len(runs)}
+        for field, name in PROBE_NAMES.items():
+            row[(name, ratio_name)] = ratios.loc[key, field]
+            row[(name, "r with top-1")] = runs[field].corr(runs["top1"]) if len(runs) > 2 else math.nan
+        rows.append(row)
+        keys.append(key)
+    index = pd.MultiIndex.from_tuples(keys, names=list(by)) if len(by) > 1 else pd.Index(keys, name=by[0])
+    columns = pd.MultiIndex.from_tuples([("", "runs")] + [(name, part) for name in PROBE_NAMES.values()
+                                                            for part in (ratio_name, "r with top-1")])
+    return pd.DataFrame(rows, index=index, columns=columns)
+
 FACTOR_LABELS = {"k": "classes per prompt", "n_calib": "calibration images", "guidance": "guidance scale",
                  "partners": "mixup partners", "mixing": "prompt or embedding mixing"}
 
@@ -304,15 +337,17 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
                 "stated_by": "stated by"}
 
 
-# Columns of differences besides those named "a − b": their numbers carry a sign either way ("+1.44", "−0.27").
-SIGNED_COLUMNS = {"move"}
+# Columns of differences besides those named "a − b", and of correlations: their numbers carry a sign either way
+# ("+1.44", "−0.27"). In a table with two-level headings the lower level names the column.
+SIGNED_COLUMNS = {"move", "r with top-1"}
 
 
 def readable(frame, digits: int = 2):
     """``frame`` for display: human column and index names (:data:`FIELD_LABELS`), source names as their labels,
-    numbers rounded to ``digits`` (columns of values below 1 to three significant digits; a column with negative
-    values as text, with a true minus sign; a column of differences, "a − b" or :data:`SIGNED_COLUMNS`, with a
-    sign on every number), columns that hold nothing (all NaN) left out, and a dash where a row has no value."""
+    numbers rounded to ``digits`` (other columns of values below 1 to three significant digits; a column with
+    negative values as text, with a true minus sign; a column of differences or correlations, "a − b" or
+    :data:`SIGNED_COLUMNS`, with a sign on every number and ``digits`` decimals at most, as the prose prints them),
+    columns that hold nothing (all NaN) left out, and a dash where a row has no value."""
     import pandas as pd
 
     shown = frame.dropna(axis=1, how="all").copy()
@@ -328,8 +363,12 @@ def readable(frame, digits: int = 2):
     for position in range(shown.shape[1]):  # by position: two compared tables side by side repeat column names
         values = shown.iloc[:, position]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            label = shown.columns[position]
+            name = label[-1] if isinstance(label, tuple) else label
+            signed = isinstance(name, str) and (" − " in name or name in SIGNED_COLUMNS)
             largest = values.abs().max()
-            small = largest and largest < 1 and not math.isnan(largest)  # small values keep three significant digits
+            # small values keep three significant digits, unless they are differences or correlations
+            small = largest and largest < 1 and not math.isnan(largest) and not signed
             decimals = max(digits, 2 - math.floor(math.log10(largest))) if small else digits
             values = values.round(decimals)
             if pd.api.types.is_float_dtype(values):
@@ -339,8 +378,6 @@ def readable(frame, digits: int = 2):
             present = values.dropna()
             fewest = next((d for d in range(decimals + 1) if (present.round(d) == present).all()), decimals)
             spec = "d" if pd.api.types.is_integer_dtype(values) else f".{fewest}f"
-            label = shown.columns[position]
-            signed = isinstance(label, str) and (" − " in label or label in SIGNED_COLUMNS)
             if signed or (values < 0).any():  # as text: a true minus sign, and a plus on a difference (as in prose)
                 spec = f"+{spec}" if signed else spec
                 values = values.astype(object).map(lambda v, spec=spec: v if pd.isna(v) else num(v, spec))
