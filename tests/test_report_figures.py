@@ -14,6 +14,7 @@ from mixq_core.report import (
     plot_sources,
     summary_table,
 )
+from mixq_core.sources import SOURCES
 
 matplotlib.use("Agg")
 
@@ -78,11 +79,14 @@ def test_stacked_comparisons_keep_each_baselines_difference_and_verdict():
     assert list(stacked.columns) == ["mixup − baseline", "standard error", "verdict"]
     for baseline, compared in comparisons.items():
         for row in compared.itertuples(index=False):
-            shown = stacked.loc[(row.model, row.bits, SOURCE_LABELS[baseline])]
+            shown = stacked.loc[(row.model, row.bits, SOURCES[baseline].heading)]
             assert shown["mixup − baseline"] == compared.set_index(["model", "bits"]).loc[
                 (row.model, row.bits), f"mixup − {baseline}"]
             assert shown["verdict"] == row.verdict
     assert stack_comparisons({"single": compare_sources(table, "mixup", "genq")}).empty  # no genq runs: nothing
+    # baselines by their short headings, as the main table's columns: "GenQ", not "GenQ (single + energy filter)"
+    headed = stack_comparisons({"genq": compare_sources(table.replace({"data": {"single": "genq"}}), "mixup", "genq")})
+    assert set(headed.index.get_level_values("baseline")) == {"GenQ"}
 
 
 def test_stacked_comparisons_keep_the_grid_order_of_models_and_bits_from_wide_to_narrow():
@@ -95,7 +99,7 @@ def test_stacked_comparisons_keep_the_grid_order_of_models_and_bits_from_wide_to
     table = summary_table(frame)
     stacked = stack_comparisons({b: compare_sources(table, "mixup", b) for b in ("single", "genq")})
     assert stacked.index.tolist() == [
-        (model, bits, SOURCE_LABELS[baseline])
+        (model, bits, SOURCES[baseline].heading)
         for model, bits in (("resnet18", "W2A4"), ("resnet18", "W2A2"), ("mobilenetv2_100", "W4A4"),
                             ("mobilenetv2_100", "W2A4"))
         for baseline in ("single", "genq")]
@@ -256,6 +260,8 @@ def test_readable_tables_have_human_headings_sensible_digits_and_no_nan():
         SOURCE_LABELS["mixup"], SOURCE_LABELS["genq"]]
     assert shown.iloc[0, 0] == 91.23 and list(shown.iloc[:, 1]) == [0.0123, 0.0009]  # three significant digits
     assert shown.iloc[1, 2] == "—" and not shown.isna().any().any()
+    short = readable(left, short_sources=True)  # a narrow table: the sources' short headings
+    assert list(short.index.get_level_values(1)) == [SOURCES["mixup"].heading, "GenQ"]
 
 
 def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_decimals():

@@ -342,12 +342,13 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
 SIGNED_COLUMNS = {"move", "r with top-1"}
 
 
-def readable(frame, digits: int = 2):
+def readable(frame, digits: int = 2, short_sources: bool = False):
     """``frame`` for display: human column and index names (:data:`FIELD_LABELS`), source names as their labels,
     numbers rounded to ``digits`` (other columns of values below 1 to three significant digits; a column with
     negative values as text, with a true minus sign; a column of differences or correlations, "a − b" or
     :data:`SIGNED_COLUMNS`, with a sign on every number and ``digits`` decimals at most, as the prose prints them),
-    columns that hold nothing (all NaN) left out, and a dash where a row has no value."""
+    columns that hold nothing (all NaN) left out, and a dash where a row has no value. ``short_sources``: sources
+    by their short headings ("GenQ", as the main table's columns), for a table that must stay narrow on a phone."""
     import pandas as pd
 
     shown = frame.dropna(axis=1, how="all").copy()
@@ -356,7 +357,8 @@ def readable(frame, digits: int = 2):
         shown = shown.reset_index()
     for column in ("data", "source"):
         if column in shown.columns:
-            shown[column] = shown[column].map(lambda d: SOURCE_LABELS.get(d, d))
+            names = {name: source.heading for name, source in SOURCES.items()} if short_sources else SOURCE_LABELS
+            shown[column] = shown[column].map(lambda d, names=names: names.get(d, d))
     shown = shown.rename(columns=lambda c: FIELD_LABELS.get(c, c) if isinstance(c, str) else c)
     if index:
         shown = shown.set_index([FIELD_LABELS.get(n, n) for n in index])
@@ -390,8 +392,10 @@ def readable(frame, digits: int = 2):
 
 
 def stack_comparisons(comparisons: dict[str, object], by=("model", "bits")):
-    """``{b: compare_sources(table, a, b)}`` as one long table, one row per group and baseline ``b`` (its label),
-    with the columns ``a − baseline``, ``standard error`` and ``verdict``: narrower than the tables side by side."""
+    """``{b: compare_sources(table, a, b)}`` as one long table, one row per group and baseline ``b``, with the
+    columns ``a − baseline``, ``standard error`` and ``verdict``: narrower than the tables side by side. A baseline
+    is named by its short heading ("GenQ", "single + Mixup"), as the main table's columns are, so that the
+    column stays narrow on a phone."""
     import pandas as pd
 
     frames = []
@@ -400,7 +404,7 @@ def stack_comparisons(comparisons: dict[str, object], by=("model", "bits")):
             continue
         difference = table.columns[len(by)]  # "a − b"
         frames.append(table.rename(columns={difference: difference.split(" − ")[0] + " − baseline"})
-                      .assign(baseline=SOURCE_LABELS.get(baseline, baseline)))
+                      .assign(baseline=SOURCES[baseline].heading if baseline in SOURCES else baseline))
     if not frames:
         return pd.DataFrame()
     # grouped by setting in the book's order (see summary_table), baselines in the order given within each
