@@ -451,13 +451,24 @@ def test_the_conclusion_counts_where_mixup_is_last_and_tallies_its_verdicts():
     w2a2 = _summary({"real": 90.5, "single": 89.3, "mixup": 89.6}, bits="W2A2").assign(seeds=1)
     long = pd.concat([w2a4, w2a2], ignore_index=True)
     versus = {other: compare_sources(long, "mixup", other) for other in ("single", "genq")}
-    last = regime_conclusion(long, long, versus, long.iloc[:0]).splitlines()[-1]
+    lines = regime_conclusion(long, long, versus, long.iloc[:0]).splitlines()
+    first = lines[0]  # the answer opens the conclusion, as a paragraph of its own
     # W2A4: last of single, genq, mixup (noise below it is not a generated source); W2A2: ahead of single.
     # Verdicts: W2A4 vs single -0.4 and vs genq -0.2 with SE 0.08 → behind; W2A2 vs single: one seed.
-    assert last == ("- **In short**: in the long schedule, mixup-class prompts are last among the generated "
-                    "sources in 1 of 2 settings. Of their 3 comparisons with a baseline, 2 are behind beyond the "
-                    "seed spread, 0 ahead beyond it, 0 within it, and 1 still rests on one seed: no verdict there "
-                    "until its seeds have run.")
+    assert first == ("**In short**: in the long schedule, mixup-class prompts are last among the generated "
+                     "sources in 1 of 2 settings. Of their 3 comparisons with a baseline, 2 are behind beyond the "
+                     "seed spread, 0 ahead beyond it, 0 within it, and 1 still rests on one seed: no verdict there "
+                     "until its seeds have run.") and lines[1] == ""
+    # each baseline's verdicts grouped: a group of up to two settings names them
+    assert ("- **mixup-class − single-class** in the long schedule: behind, beyond the seed spread in 1 setting "
+            "(resnet18 W2A4 −0.40 pt); one seed so far, no verdict in 1 setting (resnet18 W2A2 +0.30 pt).") in lines
+    # a larger group gives its count and the range of its differences, smallest first
+    from mixq_core.report.conclusions import _verdict_groups
+
+    many = pd.DataFrame({"model": ["a", "b", "c"], "bits": ["W2A4"] * 3, "mixup − single": [-0.3, -12.6, -2.8],
+                         "verdict": ["behind, beyond seed spread"] * 3})
+    assert _verdict_groups(many, "mixup − single") == (
+        "behind, beyond the seed spread in 3 settings (−0.30 to −12.60 pt)")
 
 
 def _record_with_units(data, seed, units, top1=90.0, iters=5000):
@@ -483,10 +494,11 @@ def test_run_probes_average_each_runs_blocks_the_way_the_paper_reads_them():
     from mixq_core.report import regime_conclusion
 
     table = _summary({"single": 91.0, "mixup": 91.0})
-    assert ("- **The paper's two probes**, mixup-class sets against single-class sets (mean over units and seeds; "
-            "the section on the two analyses gives each probe's correlation with top-1): resnet18 W2A4: gradient "
-            "norm 1.50×, generalization error 4.00×.") in regime_conclusion(
-        table, table, {}, table.iloc[:0], probes=run_probes(records)).splitlines()
+    # two runs: ratios (mixup 3.0 against 2.0, 0.4 against 0.1), but too few runs for a correlation
+    assert ("- **The paper's two probes** (their table is in the section on the two analyses): against single-class "
+            "sets, mixup-class sets give a smaller gradient norm in 0 of 1 and a smaller generalization error in 0 "
+            "of 1 settings.") in regime_conclusion(table, table, {}, table.iloc[:0],
+                                                   probes=run_probes(records)).splitlines()
     probes = run_probes(records).set_index("data")
     # per block: mean gradient norm over the run, generalization error at its last probe; then mean over blocks
     assert probes.loc["mixup", "grad_norm"] == pytest.approx((2.0 + 4.0) / 2)
@@ -495,9 +507,14 @@ def test_run_probes_average_each_runs_blocks_the_way_the_paper_reads_them():
     trace = unit_traces(records[:1], "generalization_error")
     assert trace["step"].tolist() == [500, 1000, 500, 1000] and trace["unit_index"].tolist() == [0, 0, 1, 1]
     # a negative generalization error (few steps) gives the two means, not a ratio
-    records[1]["metrics"]["units"][0]["generalization_error"] = [-0.1, -0.1]
-    assert "generalization error 0.4 against −0.1." in regime_conclusion(
+    records[1]["metrics"]["units"][0]["generalization_error"] = [-0.1, -0.1]  # no ratio reads: left out
+    assert "mixup-class sets give a smaller gradient norm in 0 of 1 settings." in regime_conclusion(
         table, table, {}, table.iloc[:0], probes=run_probes(records))
+    # a third run gives a correlation: the smaller gradient norm goes with the higher top-1
+    records.append(_record_with_units("single", 1, [_unit("layer1.0", [1.0, 1.0], [0.1, 0.1])], top1=93.0))
+    assert ("Across each setting's runs on images (|r| ≥ 0.50), a smaller gradient norm goes with higher accuracy "
+            "in 1 of 1 and with lower accuracy in 0") in regime_conclusion(table, table, {}, table.iloc[:0],
+                                                                           probes=run_probes(records))
 
 
 def test_rounding_summary_is_the_mean_over_units_and_nan_for_records_without_the_diagnostics():

@@ -11,13 +11,15 @@ from ..experiment import SYNTHETIC_SOURCES
 from .records import SOURCE_LABELS
 from .regimes import SETTLED_SOFT_SHARE, ranking_changes, schedule_shift
 from .tables import (
+    BEYOND,
     FACTOR_LABELS,
-    _probe_means,
+    PROBE_NAMES,
     _ratio,
     beyond_spread,
     collapsed_settings,
     compare_sources,
     num,
+    probe_table,
     verdict_counts,
 )
 
@@ -319,25 +321,23 @@ def convergence_conclusion(runs, steps: int) -> str:
 
 def regime_conclusion(short_table, long_table, versus: dict[str, object], rounding, convergence=None,
                       probes=None) -> str:
-    """The chapter's plain conclusion, computed: for each comparison in ``versus`` (``{"single": table of
-    compare_sources(long, "mixup", "single"), ...}``) the verdicts in the long schedule, whether the ranking
+    """The chapter's plain conclusion, computed: first, in a paragraph of its own, the answer (where mixup-class
+    prompts rank among the generated sources, and the tally of their verdicts); then, for each comparison in
+    ``versus`` (``{"single": table of compare_sources(long, "mixup", "single"), ...}``) the verdicts in the long
+    schedule, grouped (:func:`_verdict_groups`), whether the ranking
     of sources changed from the short schedule (:func:`ranking_changes`), how much rounding the long
     schedule hardened, given :func:`convergence_runs` what the convergence cell's longer runs changed, and given
     :func:`run_probes` of the long schedule the paper's two probes, mixup-class against single-class sets."""
     if long_table.empty:
         return "No long-schedule record exists yet, so there is nothing to conclude."
-    lines = []
+    lines = [_long_schedule_in_short(long_table, versus), ""]
     for other, table in versus.items():
+        name = f"mixup-class − {SOURCE_LABELS.get(other, other)}"
         if table.empty:
-            lines.append(f"- **mixup-class − {SOURCE_LABELS.get(other, other)}**: no long-schedule cell has both "
-                         "sources yet.")
+            lines.append(f"- **{name}**: no long-schedule cell has both sources yet.")
             continue
-        column = f"mixup − {other}"  # compare_sources(long, "mixup", other) names its difference so
-        cells = []
-        for _, row in table.iterrows():
-            cells.append(f"{row['model']} {row['bits']} {num(row[column])} pt ({row['verdict']})")
-        lines.append(f"- **mixup-class − {SOURCE_LABELS.get(other, other)}** in the long schedule: "
-                     + "; ".join(cells) + ".")
+        # compare_sources(long, "mixup", other) names its difference column so
+        lines.append(f"- **{name}** in the long schedule: {_verdict_groups(table, f'mixup − {other}')}.")
     shift = schedule_shift(short_table, long_table)
     if not shift.empty:
         moves = []
@@ -368,31 +368,67 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         steps = int(convergence["iters"].max())
         settings = convergence_conclusion(convergence, steps).splitlines()
         lines.append(f"- **Convergence at {steps} steps**: " + " ".join(line.removeprefix("- ") for line in settings))
-    lines.append(_long_schedule_in_short(long_table, versus))
     return "\n".join(lines)
 
 
-def _probes_line(probes) -> list[str]:
-    """The conclusion's line on the paper's two probes (a :func:`run_probes` table): per model and bits, the
-    mean gradient norm and generalization error of mixup-class sets as multiples of single-class sets' (the
-    two means where a ratio would not read). Empty when no setting has both."""
-    means = _probe_means(probes, ("model", "bits"))
-    parts = []
-    for model, bits in probes[["model", "bits"]].drop_duplicates().itertuples(index=False):
-        if (model, bits, "mixup") in means.index and (model, bits, "single") in means.index:
-            mixup, single = means.loc[(model, bits, "mixup")], means.loc[(model, bits, "single")]
-            compared = [f"{what} {_ratio(mixup[field], single[field]) or _against(mixup[field], single[field])}"
-                        for field, what in (("grad_norm", "gradient norm"),
-                                            ("generalization_error", "generalization error"))]
-            parts.append(f"{model} {bits}: " + ", ".join(compared))
-    if not parts:
-        return []
-    return ["- **The paper's two probes**, mixup-class sets against single-class sets (mean over units and seeds; "
-            "the section on the two analyses gives each probe's correlation with top-1): " + "; ".join(parts) + "."]
+GROUPED_NAMING = 2  # a verdict group of up to this many settings names them; a larger one gives its range
 
+
+def _verdict_groups(table, column: str) -> str:
+    """The verdicts of a :func:`compare_sources` table (difference ``column``) over its settings, grouped:
+    behind or ahead beyond the seed spread, within it, and on one seed so far. A group names its settings with
+    their differences when it has up to :data:`GROUPED_NAMING`, else gives their count and the range of the
+    differences, smallest first: the settings themselves are in the chapter's tables."""
+    verdict, difference = table["verdict"], table[column]
+    beyond = verdict.str.endswith(BEYOND)
+    groups = (("behind, beyond the seed spread", beyond & (difference < 0)),
+              ("ahead, beyond the seed spread", beyond & (difference > 0)),
+              ("within the seed spread", verdict == "within seed spread"),
+              ("one seed so far, no verdict", verdict.str.startswith("one seed")))
+    parts = []
+    for words, chosen in groups:
+        rows = table[chosen]
+        if rows.empty:
+            continue
+        if len(rows) <= GROUPED_NAMING:
+            named = ", ".join(f"{row['model']} {row['bits']} {num(row[column])} pt" for _, row in rows.iterrows())
+            parts.append(f"{words} in {len(rows)} setting{'s' * (len(rows) != 1)} ({named})")
+        else:
+            ordered = rows[column].abs().sort_values().index
+            smallest, largest = rows.loc[ordered[0], column], rows.loc[ordered[-1], column]
+            parts.append(f"{words} in {len(rows)} settings ({num(smallest)} to {num(largest)} pt)")
+    return "; ".join(parts)
+
+
+def _probes_line(probes) -> list[str]:
+    """The conclusion's line on the paper's two probes (a :func:`run_probes` table), counted over the settings
+    of :func:`probe_table`: in how many mixup-class sets give a smaller value than single-class sets, and in
+    how many a smaller value goes with higher or with lower accuracy across the setting's runs. A count over no
+    setting (no ratio reads, or too few runs for a correlation) is left out; the line is empty when nothing is
+    left."""
+    table = probe_table(probes)
+    smaller, links = [], []
+    for name in PROBE_NAMES.values():
+        if table.empty:
+            break
+        ratios, correlations = table[(name, "mixup ÷ single")].dropna(), table[(name, "r with top-1")].dropna()
+        if len(ratios):
+            smaller.append(f"a smaller {name} in {int((ratios < 1).sum())} of {len(ratios)}")
+        if len(correlations):
+            links.append(f"a smaller {name} goes with higher accuracy in "
+                         f"{int((correlations <= -STRONG_CORRELATION).sum())} of {len(correlations)} and with lower "
+                         f"accuracy in {int((correlations >= STRONG_CORRELATION).sum())}")
+    if not smaller and not links:
+        return []
+    text = "- **The paper's two probes** (their table is in the section on the two analyses):"
+    if smaller:
+        text += f" against single-class sets, mixup-class sets give {' and '.join(smaller)} settings."
+    if links:
+        text += f" Across each setting's runs on images (|r| ≥ {STRONG_CORRELATION:.2f}), {'; '.join(links)}."
+    return [text]
 
 def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
-    """The conclusion's last line: where mixup-class prompts rank among the generated sources (real images
+    """The conclusion's opening paragraph: where mixup-class prompts rank among the generated sources (real images
     and noise left out) in each long-schedule setting, and the tally of their verdicts against the baselines."""
     import pandas as pd
 
@@ -404,9 +440,9 @@ def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
             last += bool(group.loc[group["data"] == "mixup", "top1_mean"].iloc[0] <= group["top1_mean"].min())
     tables = [t.rename(columns={f"mixup − {other}": "difference"}) for other, t in versus.items() if not t.empty]
     if not settings or not tables:
-        return "- **In short**: no long-schedule setting has mixup-class and another generated source yet."
+        return "**In short**: no long-schedule setting has mixup-class and another generated source yet."
     counts = verdict_counts(pd.concat(tables), "difference", by=None)
-    text = (f"- **In short**: in the long schedule, mixup-class prompts are last among the generated sources in "
+    text = (f"**In short**: in the long schedule, mixup-class prompts are last among the generated sources in "
             f"{last} of {settings} settings. Of their {int(counts.sum())} comparisons with a baseline, "
             f"{counts['behind']} are behind beyond the seed spread, {counts['ahead']} ahead beyond it, "
             f"{counts['within seed spread']} within it")
