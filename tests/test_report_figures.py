@@ -728,6 +728,14 @@ def test_the_grid_plan_estimates_from_the_latest_records_when_there_are_many(tmp
     assert len(waiting) and (waiting["seconds"] == 60.0 * 22).all()  # median of 20..24 minutes
     assert (waiting["basis"] == f"median of the {RECENT_RUNS} latest of {len(minutes)} runs at 5000 steps").all()
     assert run_seconds(record) != 60.0 * 22  # the estimate did come from the copies
+    # the latest runs of the mix-trained twin, the same network, count for the plain model's estimate too
+    for i in range(3, len(minutes)):
+        copy = json.loads((folder / f"{i:016x}.json").read_text())
+        copy["metrics"]["config"]["model"] = "resnet18_mix"
+        (folder / f"{i:016x}.json").write_text(json.dumps(copy))
+    plan = grid_plan(grid_configs("mini-long", "grid_cnn"), results_dir=tmp_path)
+    waiting = plan[(plan["model"] == "resnet18") & (plan["steps"] == 5000) & ~plan["done"]]
+    assert (waiting["seconds"] == 60.0 * 22).all()
 
 
 def test_unit_rounding_gives_each_units_shares_in_forward_order_and_skips_units_without_them():

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..experiment import GRID_SECTIONS, PTQ_KIND, ExperimentConfig, grid_section_configs, stored_record
+from ..models import MIX_TRAINED_TWINS
 from ..results import RESULTS_DIR, load_records
 from ..sources import SOURCES
 from .records import SOURCE_ORDER
@@ -113,11 +114,17 @@ def _stating(values) -> str:
 RECENT_RUNS = 5  # grid_plan estimates a run's cost from at most this many of the latest comparable records
 
 
+def _network(model: str) -> str:
+    """The network a model runs: a mix-trained twin's is its plain model's (same layers, same cost per step)."""
+    return MIX_TRAINED_TWINS.get(model, model)
+
+
 def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | None = None):
     """Which of ``configs`` have a record, and for the others an estimate of the seconds each will take, from
     the records under ``results_dir`` (so on the machines, and with the threads, that made them): the median
-    :func:`run_seconds` of the records of the same model and steps; failing that, of the model's records at its
-    longest schedule so far, with their per-unit reconstruction time scaled to this run's steps. Records of the
+    :func:`run_seconds` of the records of the same network and steps (a mix-trained twin, such as resnet18_mix,
+    is its plain model's network and costs the same); failing that, of the network's records at its longest
+    schedule so far, with their per-unit reconstruction time scaled to this run's steps. Records of the
     run's own profile are preferred, and of those the :data:`RECENT_RUNS` latest (by the time each record
     states): a grid that spans sessions changes code and machines on the way, and its latest runs say best
     what the next ones will cost. NaN where no record of the model exists. One row per experiment: model, bits,
@@ -129,7 +136,8 @@ def grid_plan(configs: list[ExperimentConfig], results_dir: str | os.PathLike | 
              for record in load_records(f"{PTQ_KIND}/{folder.name}", results_dir)]
     plan = grid_status(configs, results_dir).assign(seconds=float("nan"), basis="")
     for index, row in plan[~plan["done"]].iterrows():
-        same_model = [(profile, r) for profile, r in known if r["metrics"]["config"]["model"] == row["model"]]
+        same_model = [(profile, r) for profile, r in known
+                      if _network(r["metrics"]["config"]["model"]) == _network(row["model"])]
         if not same_model:
             plan.loc[index, "basis"] = f"no record of {row['model']} yet"
             continue
