@@ -122,7 +122,8 @@ def test_world_conclusion_states_each_worlds_verdict_and_its_shift_from_plain():
     # polysemy's mean is exactly 0: not a lead
     assert ("**In short**: mixup-class prompts lead single-class prompts on average in gap; their mean margin gains "
             "most against plain in gap (+0.70 pt, while the cells they lose beyond the seed spread go from 1 to 0); "
-            "over all worlds they win beyond the seed spread in 1 and lose beyond it in 1 of 6 cells.") in text
+            "over all worlds they win beyond the seed spread in 1 and lose beyond it in 1 of 6 cells.") == (
+        text.splitlines()[0])  # the answer opens the conclusion
     assert "nothing to conclude" in report.world_conclusion(summary.iloc[0:0])
 
 

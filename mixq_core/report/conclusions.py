@@ -30,10 +30,10 @@ def _count_change(before: int, after: int) -> str:
 
 
 def world_conclusion(summary) -> str:
-    """The plain conclusion of a :func:`world_summary` table, in sentences computed from it: per world whether
-    mixup-class prompts beat single-class ones beyond the seed spread, and how each world's margin (mean and
-    median over cells, and the cells lost beyond the seed spread) and drop from real data compare with the
-    first (plain) world's."""
+    """The plain conclusion of a :func:`world_summary` table, in sentences computed from it, its answer ("In
+    short") first: per world whether mixup-class prompts beat single-class ones beyond the seed spread, and how
+    each world's margin (mean and median over cells, and the cells lost beyond the seed spread) and drop from
+    real data compare with the first (plain) world's."""
     if summary.empty or summary["cells"].sum() == 0:
         return "No cell has been run in every world yet, so there is nothing to conclude."
     lines = []
@@ -66,14 +66,14 @@ def world_conclusion(summary) -> str:
     ahead = [world for world in summary.index if summary.loc[world, "mixup − single"] > 0]
     shifts = summary["mixup − single"] - summary.loc[plain, "mixup − single"]
     best = shifts.drop(plain).idxmax() if others else plain
-    lines.append(f"- **In short**: mixup-class prompts lead single-class prompts on average in "
-                 f"{', '.join(ahead) if ahead else 'no world'}; their mean margin gains most against plain in "
-                 f"{best} ({num(shifts[best])} pt, while the cells they lose beyond the seed spread "
-                 f"{_count_change(summary.loc[plain, 'behind'], summary.loc[best, 'behind'])}); over all worlds "
-                 f"they win beyond the seed spread in "
-                 f"{int(summary['ahead'].sum())} and lose beyond it in {int(summary['behind'].sum())} of "
-                 f"{int(summary['cells'].sum())} cells.")
-    return "\n".join(lines)
+    answer = (f"**In short**: mixup-class prompts lead single-class prompts on average in "
+              f"{', '.join(ahead) if ahead else 'no world'}; their mean margin gains most against plain in "
+              f"{best} ({num(shifts[best])} pt, while the cells they lose beyond the seed spread "
+              f"{_count_change(summary.loc[plain, 'behind'], summary.loc[best, 'behind'])}); over all worlds "
+              f"they win beyond the seed spread in "
+              f"{int(summary['ahead'].sum())} and lose beyond it in {int(summary['behind'].sum())} of "
+              f"{int(summary['cells'].sum())} cells.")
+    return "\n".join([answer, "", *lines])  # the answer first, in a paragraph of its own
 
 
 # How a conclusion says each column of :func:`verdict_counts`.
