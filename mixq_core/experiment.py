@@ -621,7 +621,9 @@ def grid_configs(profile_name: str, section: str = "grid_cnn") -> list[Experimen
     """
     profile = load_profile(profile_name)
     if not profile.get(section):  # absent, or set to null by a profile that extends another
-        raise ConfigError(f"profile {profile_name!r} has no {section!r} section")
+        present = [name for name in (*GRID_SECTIONS, "ablations") if profile.get(name)]
+        raise ConfigError(f"profile {profile_name!r} has no {section!r} section; its sections: "
+                          f"{', '.join(present) or 'none'}")
     base = {k: v for k, v in profile[section].items() if k != "extra"}
     configs = []
     for grid in [base, *({**base, **sub} for sub in profile[section].get("extra", []))]:

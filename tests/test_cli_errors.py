@@ -176,6 +176,8 @@ CASES = {
                               "has no experiment with source 'mixpu'; its sources: genq, mixup, noise, real, single; "
                               "did you mean 'mixup'?"),
     "grid --seeds 42": Case([*GRID, "--seeds", "42"], "has no experiment with seed 42; its seeds: 0"),
+    "grid --section grid_vi": Case(["grid", "--profile", "smoke", "--section", "grid_vi"],
+                                   "profile 'smoke' has no 'grid_vi' section; its sections: grid_cnn, grid_vit"),
     "grid --models (none)": Case([*GRID, "--models"], "argument --models: expected at least one argument"),
     "evaluate --topk 99": Case([*EVALUATE, "--data", SET, "--topk", "99"],
                                "topk must be an integer from 1 to 10 (the model's classes), got 99"),
