@@ -351,6 +351,19 @@ def test_the_grid_plan_estimates_from_records_of_the_same_model_and_steps(tmp_pa
     assert cells[("mobilenetv2_100", "W2A4", 2000, "real")]["hours_left"] is None  # no guess without a record
     assert progress_table(plan).equals(grid_progress("mini-long", sections=("grid_cnn",), results_dir=tmp_path))
 
+    from mixq_core.report import plan_line
+
+    # mobilenetv2_100's runs have no estimate, so the line gives no hours rather than a partial sum
+    line = plan_line("long", "mini-long", plan, [record])
+    schedule = f"{record['metrics']['config']['n_calib']} images × {record['metrics']['config']['iters']} steps"
+    assert line.startswith(f"- **long** (profile `mini-long`): 1 of {len(plan)} runs ({schedule}), "
+                           f"{len(plan) - 1} still to run. 1 record of profile mini-long")
+    resnet18_only = plan[plan["model"] == "resnet18"]
+    hours = resnet18_only.loc[~resnet18_only["done"], "seconds"].sum() / 3600
+    assert f"still to run, about {hours:.1f} single-thread hours by the records so far." in plan_line(
+        "long", "mini-long", resnet18_only, [record])
+    assert ", complete. " in plan_line("long", "mini-long", plan.assign(done=True), [record])
+
 
 def test_grid_plan_on_the_command_line_is_strict_json_whose_counts_add_up(capsys):
     import json

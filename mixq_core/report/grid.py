@@ -12,7 +12,7 @@ from ..experiment import GRID_SECTIONS, PTQ_KIND, ExperimentConfig, grid_section
 from ..models import MIX_TRAINED_TWINS
 from ..results import RESULTS_DIR, load_records
 from ..sources import SOURCES
-from .records import SOURCE_ORDER
+from .records import SOURCE_ORDER, provenance_line
 from .tables import _book_position
 
 
@@ -171,3 +171,16 @@ def plan_cells(plan) -> list[dict]:
                       "estimate_from": waiting["basis"].iloc[0] if len(waiting) else ""})
     return cells
 
+
+def plan_line(label: str, profile: str, plan, records: list[dict]) -> str:
+    """One Markdown bullet on a profile's grid (``plan``: its :func:`grid_plan`; ``records``: its records): the
+    runs done of those planned, the schedules the records ran, what is left with the single-thread hours the
+    records so far put on it (none where a run has no estimate), and the records' provenance."""
+    left = plan[~plan["done"]]
+    schedules = dict.fromkeys((r["metrics"]["config"]["n_calib"], r["metrics"]["config"]["iters"]) for r in records)
+    schedule = ", ".join(f"{n} images × {i} steps" for n, i in schedules) or "none yet"
+    estimate = (f", about {left['seconds'].sum() / 3600:.1f} single-thread hours by the records so far"
+                if len(left) and left["seconds"].notna().all() else "")
+    status = "complete" if left.empty else f"{len(left)} still to run{estimate}"
+    return (f"- **{label}** (profile `{profile}`): {len(plan) - len(left)} of {len(plan)} runs ({schedule}), "
+            f"{status}. {provenance_line(records)}.")
