@@ -189,6 +189,18 @@ def test_the_source_conclusion_counts_verdicts_and_leaves_collapsed_settings_out
     assert "(most often" in text and "real images are ahead in 0 of 2 settings, and real minus best is −1.50" in text
 
 
+def test_probe_means_are_per_setting_and_source_in_the_books_order():
+    from mixq_core.report import probe_means
+
+    per_run = pd.DataFrame([{"bits": bits, "data": data, "seed": seed, "grad_norm": 1.0 + seed,
+                             "generalization_error": 0.1 * seed, "top1": 90.0 + seed}
+                            for bits in ("W2A2", "W4A4", "W2A4") for data in ("mixup", "real", "genq", "single")
+                            for seed in (0, 1)])
+    means = probe_means(per_run)
+    assert list(means.index.get_level_values("bits").unique()) == ["W4A4", "W2A4", "W2A2"]  # wide to narrow
+    assert list(means.loc["W4A4"].index) == ["real", "single", "genq", "mixup"]  # SOURCE_ORDER, not alphabetical
+    assert means.loc[("W2A2", "mixup")].tolist() == pytest.approx([1.5, 0.05, 90.5])
+
 def test_the_probe_table_gives_each_setting_its_ratios_and_correlations_without_noise():
     from mixq_core.report import correlation_reading, probe_table
 

@@ -265,6 +265,14 @@ def _probe_means(per_run, by: Sequence[str]):
     return per_run.groupby([*by, "data"], observed=True, sort=False)[["grad_norm", "generalization_error"]].mean()
 
 
+def probe_means(per_run, by: Sequence[str] = ("bits",)):
+    """The mean gradient norm, generalization error and top-1 of a :func:`run_probes` table per setting (``by``)
+    and source, rows in the book's order (bit settings from wide to narrow, sources in :data:`SOURCE_ORDER`)."""
+    means = per_run.groupby([*by, "data"], observed=True, sort=False)[
+        ["grad_norm", "generalization_error", "top1"]].mean().reset_index()
+    return means.sort_values([*by, "data"], key=_book_position, kind="stable").set_index([*by, "data"])
+
+
 def probe_ratios(per_run, by: Sequence[str] = ("model", "bits"), mixed: str = "mixup", baseline: str = "single"):
     """Per setting (``by``) of a :func:`run_probes` table, each probe's mean over ``mixed`` runs as a multiple of
     its mean over ``baseline`` runs; NaN where a setting lacks one of the two, or where a ratio would not read
