@@ -542,6 +542,20 @@ def test_run_probes_average_each_runs_blocks_the_way_the_paper_reads_them():
                                                                            probes=run_probes(records))
 
 
+def test_the_rounding_table_keeps_the_records_models_and_orders_bits_and_steps():
+    from mixq_core.report import rounding_table
+
+    rounding = pd.DataFrame([{"model": model, "bits": bits, "iters": iters, "soft_share": soft, "flipped_share": 0.1}
+                             for model, bits, iters, soft in (
+                                 ("resnet18", "W2A2", 5000, 0.04), ("resnet18", "W4A4", 200, 0.97),
+                                 ("resnet18", "W2A2", 200, 0.96), ("resnet18", "W2A2", 200, 0.98),
+                                 ("mobilenetv2_100", "W2A4", 2000, 0.3), ("deit_mini", "W2A4", 2000, 0.28))])
+    table = rounding_table(rounding)
+    assert list(table.index) == [("resnet18", "W4A4", 200), ("resnet18", "W2A2", 200), ("resnet18", "W2A2", 5000),
+                                 ("mobilenetv2_100", "W2A4", 2000), ("deit_mini", "W2A4", 2000)]
+    assert table.loc[("resnet18", "W2A2", 200), "still soft (%)"] == pytest.approx(97.0)  # mean over runs, in %
+    assert table["rounded away from nearest (%)"].tolist() == pytest.approx([10.0] * 5)
+
 def test_rounding_summary_is_the_mean_over_units_and_nan_for_records_without_the_diagnostics():
     import math
 
@@ -626,6 +640,11 @@ def test_probe_ratios_divide_the_mixed_mean_by_the_baseline_mean_and_refuse_a_ra
     # a negative baseline: the ratio would not read, so no number; a setting without the baseline: no row
     assert math.isnan(ratios.loc[("deit_mini", "W2A4"), "generalization_error"])
     assert ("mobilenetv2_100", "W2A4") not in ratios.index
+    assert list(ratios.index) == [("resnet18", "W2A4"), ("deit_mini", "W2A4")]  # the order per_run names them
+    wide = per_run.assign(bits="W4A4")  # listed after W2A4 here, but wider: first within each model
+    ordered = probe_ratios(pd.concat([per_run, wide]))
+    assert list(ordered.index) == [("resnet18", "W4A4"), ("resnet18", "W2A4"), ("deit_mini", "W4A4"),
+                                   ("deit_mini", "W2A4")]
 
 
 def test_reading_conclusion_sets_each_share_against_chance_and_the_twin_against_its_binomial_error():

@@ -89,6 +89,7 @@ from .regimes import (
     ranking_changes,
     regime_comparison,
     rounding_summary,
+    rounding_table,
     schedule_shift,
     unit_rounding,
 )
@@ -201,6 +202,7 @@ __all__ = [
     "ranking_changes",
     "regime_comparison",
     "rounding_summary",
+    "rounding_table",
     "schedule_shift",
     "unit_rounding",
     "MAX_CELL_TEXT",

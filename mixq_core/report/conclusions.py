@@ -352,12 +352,13 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         lines.append(f"- **Ranking of sources, short against long**: {changed} of {len(changes)} settings change "
                      "order. " + ". ".join(changes) + ".")
     if not rounding.empty:
-        # Per model and schedule: whether mobilenetv2_100's and deit_mini's 2000 steps were enough is read here.
+        # Per model and schedule, models in the records' (the grid's) order: whether mobilenetv2_100's and
+        # deit_mini's 2000 steps were enough is read here.
         by_schedule = rounding.groupby(["model", "iters"], sort=False)[["soft_share", "flipped_share"]].mean()
         parts = [f"{model}, {int(iters)} steps: {100 * row['soft_share']:.1f} % still soft"
                  f"{'' if row['soft_share'] <= SETTLED_SOFT_SHARE else ' (not settled)'}, "
                  f"{100 * row['flipped_share']:.1f} % away from nearest"
-                 for (model, iters), row in by_schedule.sort_index(kind="stable").iterrows()]
+                 for (model, iters), row in by_schedule.iterrows()]
         lines.append("- **How much reconstruction happened** (share of rounding variables still soft before "
                      "hardening, and of weights rounded away from nearest; mean over runs and units; a schedule "
                      f"has not settled where more than {100 * SETTLED_SOFT_SHARE:.0f} % are still soft): "

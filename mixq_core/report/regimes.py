@@ -36,6 +36,20 @@ def rounding_summary(records: list[dict]):
     return pd.DataFrame(rows)
 
 
+def rounding_table(rounding):
+    """A :func:`rounding_summary` table per model, bits and steps: the mean over runs of the share (in %) of
+    rounding variables still soft before hardening and of weights rounded away from nearest, rows in the book's
+    order (models as the records first name them, bit settings from wide to narrow, steps from few to many)."""
+    models = {model: i for i, model in enumerate(dict.fromkeys(rounding["model"]))}
+    shares = rounding.groupby(["model", "bits", "iters"], sort=False)[["soft_share", "flipped_share"]].mean()
+    shares = (100 * shares).reset_index().sort_values(
+        ["model", "bits", "iters"], kind="stable",
+        key=lambda column: column.map(models) if column.name == "model" else
+        _book_position(column) if column.name == "bits" else column)
+    return shares.set_index(["model", "bits", "iters"]).rename(columns={
+        "soft_share": "still soft (%)", "flipped_share": "rounded away from nearest (%)"})
+
+
 def unit_rounding(records: list[dict]):
     """One row per record and reconstructed unit (in forward order, ``unit_index``): the share of its rounding
     variables still soft before hardening and of its weights rounded away from nearest. Units without these

@@ -276,12 +276,13 @@ def probe_means(per_run, by: Sequence[str] = ("bits",)):
 def probe_ratios(per_run, by: Sequence[str] = ("model", "bits"), mixed: str = "mixup", baseline: str = "single"):
     """Per setting (``by``) of a :func:`run_probes` table, each probe's mean over ``mixed`` runs as a multiple of
     its mean over ``baseline`` runs; NaN where a setting lacks one of the two, or where a ratio would not read
-    (see :func:`_ratio`: a generalization error can be negative)."""
+    (see :func:`_ratio`: a generalization error can be negative). Rows in the book's order: settings as
+    ``per_run`` first names them, bit settings from wide to narrow."""
     import pandas as pd
 
-    means = _probe_means(per_run, by).sort_index()
+    means = _probe_means(per_run, by)
     rows = {}
-    for key, group in means.groupby(level=list(range(len(by))), observed=True):
+    for key, group in means.groupby(level=list(range(len(by))), observed=True, sort=False):
         group = group.droplevel(list(range(len(by))))
         if mixed not in group.index or baseline not in group.index:
             continue
@@ -290,7 +291,9 @@ def probe_ratios(per_run, by: Sequence[str] = ("model", "bits"), mixed: str = "m
                      for field in group.columns}
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=["grad_norm", "generalization_error"])
     frame.index = pd.MultiIndex.from_tuples(frame.index, names=list(by)) if len(by) > 1 else frame.index.rename(by[0])
-    return frame
+    if frame.empty:
+        return frame
+    return frame.reset_index().sort_values(list(by), key=_book_position, kind="stable").set_index(list(by))
 
 
 PROBE_NAMES = {"grad_norm": "gradient norm", "generalization_error": "generalization error"}
