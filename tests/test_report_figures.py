@@ -189,6 +189,21 @@ def test_the_source_conclusion_counts_verdicts_and_leaves_collapsed_settings_out
     assert "(most often" in text and "real images are ahead in 0 of 2 settings, and real minus best is −1.50" in text
 
 
+def test_the_generator_quality_table_shows_every_recorded_run_ablations_first_then_the_worlds_in_order():
+    from mixq_core.models import read_assets_manifest
+    from mixq_core.report import GENERATOR_QUALITY_COLUMNS, WORLD_QUALITY_LABELS, generator_quality_table
+
+    quality = read_assets_manifest()["generator_quality"]
+    table = generator_quality_table()
+    assert len(table) == sum(len(entry["runs"]) for entry in quality.values())
+    generators = list(dict.fromkeys(table.index.get_level_values("generator")))
+    worlds = [label for label in WORLD_QUALITY_LABELS.values() if label in quality]
+    assert generators[-len(worlds):] == worlds and set(generators) == set(quality)
+    first = quality[generators[0]]["runs"][0]
+    assert table.iloc[0]["single-class: judge agrees (%)"] == first["single_top1"]
+    assert table.index[0] == (generators[0], first["steps"])
+    assert list(table.columns) == list(GENERATOR_QUALITY_COLUMNS)
+
 def test_probe_means_are_per_setting_and_source_in_the_books_order():
     from mixq_core.report import probe_means
 

@@ -50,6 +50,42 @@ def world_generator_quality(worlds: Sequence[str]):
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["world", "solver steps", "guidance"])
 
 
+# Columns of generator_quality_table: its heading, and the manifest field of a benchmark run it shows.
+GENERATOR_QUALITY_COLUMNS = {
+    "guidance": "guidance",
+    "single-class: judge agrees (%)": "single_top1",
+    "Fréchet distance (generated vs real test)": "fd_generated",
+    "Fréchet distance floor (real train vs test)": "fd_real_floor",
+    "two-class: both in top-2 (%)": "pair_both_in_top2",
+    "two-class: one in top-2 (%)": "pair_any_in_top2",
+    "real collage: both in top-2 (%)": "real_collage_both_in_top2",
+    "two-class: both, judged item by item (%)": "pair_both_by_items",
+    "real collage: both, item by item (%)": "real_collage_both_by_items",
+    "images/s (CPU)": "images_per_second",
+}
+
+
+def generator_quality_table():
+    """Every generator benchmark run recorded in ``assets/manifest.json`` (``benchmarks/generator_quality.py``),
+    one row per generator and solver steps, with :data:`GENERATOR_QUALITY_COLUMNS` (NaN where a run did not
+    measure it). The generator ablations come first, as the manifest lists them, then the worlds in the book's
+    order (plain, gap, polysemy, gap+polysemy)."""
+    import pandas as pd
+
+    from ..models import read_assets_manifest
+
+    quality = read_assets_manifest().get("generator_quality", {})
+    worlds = [label for label in WORLD_QUALITY_LABELS.values() if label in quality]
+    labels = [label for label in quality if label not in worlds] + worlds
+    rows = [{"generator": label, "solver steps": run["steps"],
+             **{heading: run.get(field) for heading, field in GENERATOR_QUALITY_COLUMNS.items()}}
+            for label in labels for run in quality[label]["runs"]]
+    if not rows:
+        return pd.DataFrame(columns=["generator", "solver steps", *GENERATOR_QUALITY_COLUMNS]).set_index(
+            ["generator", "solver steps"])
+    return pd.DataFrame(rows).set_index(["generator", "solver steps"])
+
+
 def summary_table(frame, by=("model", "bits", "data")):
     """Mean, std and count of top-1 over seeds for each group, with the FP top-1 and the drop. Groups keep the
     order in which ``frame`` first names them (the grid's: models as planned), bit settings run from wide to
