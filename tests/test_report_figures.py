@@ -204,6 +204,23 @@ def test_the_generator_quality_table_shows_every_recorded_run_ablations_first_th
     assert table.index[0] == (generators[0], first["steps"])
     assert list(table.columns) == list(GENERATOR_QUALITY_COLUMNS)
 
+def test_the_manifest_tables_show_the_judges_ceiling_and_how_each_model_was_trained():
+    from mixq_core.models import read_assets_manifest
+    from mixq_core.report import judge_ceiling_table, training_table
+
+    manifest = read_assets_manifest()
+    ceiling = judge_ceiling_table()
+    judge, entry = next(iter(manifest["judge_pair_ceiling"].items()))
+    design, scores = next(iter(entry["designs"].items()))
+    assert ceiling.loc[(judge, design), "both in top-2 (%)"] == scores["both_in_top2"]
+    assert len(ceiling) == sum(len(e["designs"]) for e in manifest["judge_pair_ceiling"].values())
+    trained = training_table(["resnet18", "resnet18_mix", "no_such_model"])
+    shipped = manifest["files"]["resnet18_mix.safetensors"]
+    assert trained.loc["resnet18", "training"] == "plain"
+    assert trained.loc["resnet18_mix", "training"] == shipped["mixing"]
+    assert trained.loc["resnet18_mix", "training time (h)"] == round(shipped["train_seconds"] / 3600, 2)
+    assert trained.loc["no_such_model", "training"] == "not trained"
+
 def test_probe_means_are_per_setting_and_source_in_the_books_order():
     from mixq_core.report import probe_means
 

@@ -86,6 +86,42 @@ def generator_quality_table():
     return pd.DataFrame(rows).set_index(["generator", "solver steps"])
 
 
+def judge_ceiling_table():
+    """The judges' ceiling on two-item pictures recorded in ``assets/manifest.json``
+    (``benchmarks/generator_quality.py --ceiling``): per judge and design of real two-item picture, the number
+    of pictures and how often both items, or at least one, are in the judge's top-2."""
+    import pandas as pd
+
+    from ..models import read_assets_manifest
+
+    ceiling = read_assets_manifest().get("judge_pair_ceiling", {})
+    rows = [{"judge": judge, "real two-item pictures": design, "pictures": entry["pictures_per_design"],
+             "both in top-2 (%)": scores["both_in_top2"], "one in top-2 (%)": scores["any_in_top2"]}
+            for judge, entry in ceiling.items() for design, scores in entry["designs"].items()]
+    columns = ["judge", "real two-item pictures", "pictures", "both in top-2 (%)", "one in top-2 (%)"]
+    return pd.DataFrame(rows, columns=columns).set_index(["judge", "real two-item pictures"])
+
+
+def training_table(models: Sequence[str]):
+    """How each of ``models`` was trained, from ``assets/manifest.json``: with which mixing (or plain), for how
+    many epochs, its test top-1 and the training time in hours; "not trained" for a model that does not ship."""
+    import pandas as pd
+
+    from ..models import read_assets_manifest
+
+    files = read_assets_manifest()["files"]
+    rows = []
+    for name in models:
+        entry = files.get(f"{name}.safetensors")
+        if entry is None:
+            rows.append({"model": name, "training": "not trained"})
+            continue
+        rows.append({"model": name, "training": entry.get("mixing") or "plain", "epochs": str(entry["epochs"]),
+                     "test top-1 (%)": entry["test_top1"],
+                     "training time (h)": round(entry["train_seconds"] / 3600, 2)})
+    return pd.DataFrame(rows).set_index("model")
+
+
 def summary_table(frame, by=("model", "bits", "data")):
     """Mean, std and count of top-1 over seeds for each group, with the FP top-1 and the drop. Groups keep the
     order in which ``frame`` first names them (the grid's: models as planned), bit settings run from wide to
