@@ -12,6 +12,8 @@ One module per concern; every public name is importable from the package itself
 
 - :mod:`.records`: which records a chapter reads, as lists and frames, and where they come from;
 - :mod:`.tables`: aggregates over seeds, comparisons with their verdicts, and :func:`readable`;
+- :mod:`.probes`: the paper's two probes, per unit, per run and per setting;
+- :mod:`.manifest`: tables read from ``assets/manifest.json`` (generator benchmarks, training);
 - :mod:`.conclusions`: the plain sentences that close a chapter;
 - :mod:`.figures`: the book's plots and colours;
 - :mod:`.grid`: what a grid has run, what it cost, and what is left;
@@ -56,6 +58,22 @@ from .grid import (
     run_seconds,
     run_times,
 )
+from .manifest import (
+    GENERATOR_QUALITY_COLUMNS,
+    WORLD_QUALITY_LABELS,
+    generator_quality_table,
+    judge_ceiling_table,
+    training_table,
+    world_generator_quality,
+)
+from .probes import (
+    probe_means,
+    probe_ratios,
+    probe_table,
+    run_probes,
+    unit_summary,
+    unit_traces,
+)
 from .records import (
     MIXED_SOURCES,
     SOURCE_LABELS,
@@ -98,32 +116,20 @@ from .tables import (
     COLLAPSED,
     FACTOR_LABELS,
     FIELD_LABELS,
-    GENERATOR_QUALITY_COLUMNS,
     MINUS,
     SIGNED_COLUMNS,
-    WORLD_QUALITY_LABELS,
     beyond_spread,
     classifier_comparison,
     collapsed_settings,
     compare_sources,
-    generator_quality_table,
-    judge_ceiling_table,
     mark_collapsed,
     mean_std,
     num,
     pivot_sources,
-    probe_means,
-    probe_ratios,
-    probe_table,
     readable,
-    run_probes,
     stack_comparisons,
     summary_table,
-    training_table,
-    unit_summary,
-    unit_traces,
     verdict_counts,
-    world_generator_quality,
     world_summary,
 )
 

@@ -8,18 +8,16 @@ import math
 from collections.abc import Sequence
 
 from ..experiment import SYNTHETIC_SOURCES
+from .probes import PROBE_NAMES, _ratio, probe_table
 from .records import SOURCE_LABELS
 from .regimes import SETTLED_SOFT_SHARE, ranking_changes, schedule_shift
 from .tables import (
     BEYOND,
     FACTOR_LABELS,
-    PROBE_NAMES,
-    _ratio,
     beyond_spread,
     collapsed_settings,
     compare_sources,
     num,
-    probe_table,
     verdict_counts,
 )
 

@@ -9,8 +9,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .probes import unit_traces
 from .records import SOURCE_LABELS, SOURCE_ORDER
-from .tables import unit_traces
 
 
 def source_palette() -> dict[str, tuple]:
