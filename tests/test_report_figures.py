@@ -220,6 +220,12 @@ def test_the_manifest_tables_show_the_judges_ceiling_and_how_each_model_was_trai
     assert trained.loc["resnet18_mix", "training"] == shipped["mixing"]
     assert trained.loc["resnet18_mix", "training time (h)"] == round(shipped["train_seconds"] / 3600, 2)
     assert trained.loc["no_such_model", "training"] == "not trained"
+    from mixq_core.report import shipped_files_table
+
+    files = shipped_files_table().set_index("file")
+    assert set(files.index) == set(manifest["files"])
+    name, entry = next(iter(manifest["files"].items()))
+    assert files.loc[name, "command"] == entry["command"] and entry["sha256"].startswith(files.loc[name, "sha256"][:-1])
 
 def test_probe_means_are_per_setting_and_source_in_the_books_order():
     from mixq_core.report import probe_means

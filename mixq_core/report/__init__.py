@@ -63,6 +63,7 @@ from .manifest import (
     WORLD_QUALITY_LABELS,
     generator_quality_table,
     judge_ceiling_table,
+    shipped_files_table,
     training_table,
     world_generator_quality,
 )
@@ -162,6 +163,7 @@ __all__ = [
     "compare_sources",
     "generator_quality_table",
     "judge_ceiling_table",
+    "shipped_files_table",
     "mark_collapsed",
     "mean_std",
     "num",

@@ -102,3 +102,16 @@ def training_table(models: Sequence[str]):
                      "test top-1 (%)": entry["test_top1"],
                      "training time (h)": round(entry["train_seconds"] / 3600, 2)})
     return pd.DataFrame(rows).set_index("model")
+
+
+def shipped_files_table():
+    """Every file ``assets/manifest.json`` lists: the command that made it, the start of its sha256 (loading a
+    model checks the whole hash first) and its size in MB."""
+    import pandas as pd
+
+    from ..models import read_assets_manifest
+
+    files = read_assets_manifest()["files"]
+    return pd.DataFrame([{"file": name, "command": entry["command"], "sha256": entry["sha256"][:16] + "…",
+                          "size (MB)": round(entry["bytes"] / 2**20, 1)} for name, entry in files.items()],
+                        columns=["file", "command", "sha256", "size (MB)"])
