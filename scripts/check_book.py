@@ -4,7 +4,8 @@
 
 For each ``*.html`` page of the book it reports, and exits non-zero on:
 
-- an image that did not load (``<img>`` whose ``naturalWidth`` is 0 once the page is loaded);
+- an image that did not load (``<img>`` whose ``naturalWidth`` is 0 once the page is loaded), or one in the
+  chapter without alternative text (none, or its own file path: what a screen reader would read out);
 - an internal link (same site, not ``http(s)://`` elsewhere) to a file that does not exist, or to an
   ``#anchor`` the target page does not have;
 - a console error or an uncaught page error;
@@ -129,6 +130,18 @@ def text_problems(text: str, stderr_blocks: int = 0, widget_blocks: int = 0) -> 
     return problems
 
 
+def alt_text_problems(images: list[tuple[str, str | None]]) -> list[str]:
+    """``images``: (src, alt) of the chapter's ``<img>`` elements. An image needs alternative text that says
+    something: none, an empty one, or its own file path (what the HTML writer puts there when a figure has
+    none, and what a screen reader then reads out) is a problem."""
+    problems = []
+    for src, alt in images:
+        alt = (alt or "").strip()
+        if not alt or alt == src or alt.rsplit("/", 1)[-1] == (src or "").rsplit("/", 1)[-1]:
+            problems.append(f"image without alt text (a screen reader reads its file name): {(src or '')[:60]}")
+    return problems
+
+
 def layout_problems(page, phone: bool) -> list[str]:
     """At phone width, sideways scrolling of the page; at desktop width, elements wider than the content
     column and figures shown at under half their width."""
@@ -203,6 +216,9 @@ def main() -> int:
             broken = page.eval_on_selector_all(
                 "img", "els => els.filter(e => !e.complete || e.naturalWidth === 0).map(e => e.getAttribute('src'))")
             problems += [f"image did not load: {src}" for src in broken if not is_external(src)]
+            problems += alt_text_problems(page.eval_on_selector_all(
+                f"{ARTICLE.replace(',', ' img,')} img",
+                "els => els.map(e => [e.getAttribute('src'), e.getAttribute('alt')])"))
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
             problems += internal_link_problems(shown, html_root, hrefs, anchors_of)
             problems += content_problems(page) + layout_problems(page, phone=False)

@@ -79,3 +79,12 @@ def test_layout_checks_find_wide_elements_shrunk_figures_and_sideways_scrolling(
     assert "> 951 px" in wide[1]  # the full-width cell is the room of what it holds
     assert len([p for p in found if p.startswith("figure too wide")]) == 1, found  # 2400 px shown at 700 px
     assert len(sideways) == 1 and "scrolls sideways" in sideways[0]
+
+
+def test_images_without_alt_text_are_reported():
+    images = [("../_images/f81001.png", "Mixup-class prompts minus each baseline"),  # a caption: fine
+              ("../_images/df6fcc.png", "../_images/df6fcc.png"),  # the writer's fallback: its own path
+              ("figures/pipeline.svg", "pipeline.svg"), ("badge.svg", ""), ("x.png", None)]
+    problems = check_book.alt_text_problems(images)
+    assert len(problems) == 4 and all(p.startswith("image without alt text") for p in problems)
+    assert "f81001" not in " ".join(problems)
