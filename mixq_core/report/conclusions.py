@@ -12,13 +12,13 @@ from .probes import PROBE_NAMES, _ratio, probe_table
 from .records import SOURCE_LABELS
 from .regimes import SETTLED_SOFT_SHARE, ranking_changes, schedule_shift
 from .tables import (
-    BEYOND,
     FACTOR_LABELS,
     beyond_spread,
     collapsed_settings,
     compare_sources,
     num,
     verdict_counts,
+    verdict_masks,
 )
 
 
@@ -378,12 +378,10 @@ def _verdict_groups(table, column: str) -> str:
     behind or ahead beyond the seed spread, within it, and on one seed so far. A group names its settings with
     their differences when it has up to :data:`GROUPED_NAMING`, else gives their count and the range of the
     differences, smallest first: the settings themselves are in the chapter's tables."""
-    verdict, difference = table["verdict"], table[column]
-    beyond = verdict.str.endswith(BEYOND)
-    groups = (("behind, beyond the seed spread", beyond & (difference < 0)),
-              ("ahead, beyond the seed spread", beyond & (difference > 0)),
-              ("within the seed spread", verdict == "within seed spread"),
-              ("one seed so far, no verdict", verdict.str.startswith("one seed")))
+    masks = verdict_masks(table, column)
+    groups = (("behind, beyond the seed spread", masks["behind"]), ("ahead, beyond the seed spread", masks["ahead"]),
+              ("within the seed spread", masks["within seed spread"]),
+              ("one seed so far, no verdict", masks["one seed"]))
     parts = []
     for words, chosen in groups:
         rows = table[chosen]

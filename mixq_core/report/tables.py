@@ -106,17 +106,23 @@ def compare_sources(table, a: str, b: str, by=("model", "bits")):
     return pd.DataFrame(rows, columns=[*by, f"{a} − {b}", "standard error", "verdict"])
 
 
-def verdict_counts(comparison, column: str, by: str | None = "world"):
-    """Per ``by`` group of a :func:`compare_sources` table (``by=None``: over the whole table, as one row): how
-    many cells have ``column`` beyond the seed spread ahead (> 0) or behind (< 0), within it, or only one seed
-    to compare: the words of every verdict in the book."""
+def verdict_masks(comparison, column: str):
+    """Which rows of a :func:`compare_sources` table have ``column`` beyond the seed spread ahead (> 0) or
+    behind (< 0), within it, or only one seed to compare: one boolean column each, in that order."""
     import pandas as pd
 
     verdict = comparison["verdict"]
     beyond = verdict.str.endswith(BEYOND)
-    counts = pd.DataFrame({"ahead": beyond & (comparison[column] > 0), "behind": beyond & (comparison[column] < 0),
-                           "within seed spread": verdict == "within seed spread",
-                           "one seed": verdict.str.startswith("one seed")})
+    return pd.DataFrame({"ahead": beyond & (comparison[column] > 0), "behind": beyond & (comparison[column] < 0),
+                         "within seed spread": verdict == "within seed spread",
+                         "one seed": verdict.str.startswith("one seed")})
+
+
+def verdict_counts(comparison, column: str, by: str | None = "world"):
+    """Per ``by`` group of a :func:`compare_sources` table (``by=None``: over the whole table, as one row): how
+    many cells have ``column`` beyond the seed spread ahead (> 0) or behind (< 0), within it, or only one seed
+    to compare (:func:`verdict_masks`): the words of every verdict in the book."""
+    counts = verdict_masks(comparison, column)
     if by is None:
         return counts.sum()
     return counts.assign(**{by: comparison[by]}).groupby(by, observed=True, sort=False).sum()
