@@ -473,6 +473,9 @@ def test_run_times_give_the_median_minutes_per_model_and_schedule_and_say_what_s
     vit = table.loc[("deit_mini", 2000)]
     assert (vit["machines"], vit["stated_by"]) == ("H200", "all 1")  # synthesis (shared by cells) left out above
     assert table.loc[("mobilenetv2_100", 2000), "machines"] == "Intel Xeon Processor"  # no trademark signs
+    convergence = record("resnet18", 20000, 7000.0, new)  # a grid's convergence section comes last
+    assert run_times([*records, convergence])[["model", "steps"]].values.tolist() == [
+        ["resnet18", 5000], ["resnet18", 20000], ["deit_mini", 2000], ["mobilenetv2_100", 2000]]
 
 
 def _summary(means: dict[str, float], model="resnet18", bits="W2A4"):
@@ -503,12 +506,23 @@ def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
     swapped = _summary({"real": 92.4, "single": 91.9, "single-cutmix": 91.8, "mixup": 92.0})
     (line,) = ranking_changes(short, swapped)
     assert line.startswith("resnet18 W2A4: mixup-class 4th of 4 short, 2nd long, ")
+    # std 0.1 over 3 seeds on each side: a gap counts beyond 2 × 0.082 = 0.16 pt
     assert ("single + image CutMix and single-class swap places (single + image CutMix − single-class +0.05 pt "
-            "short, −0.10 pt long)") in line
-    assert "single-class and mixup-class swap places (single-class − mixup-class +0.30 pt short" in line
+            "short, −0.10 pt long; within the seed spread in both)") in line
+    assert ("single-class and mixup-class swap places (single-class − mixup-class +0.30 pt short, −0.10 pt long; "
+            "beyond the seed spread short only)") in line
+    assert ("single + image CutMix and mixup-class swap places (single + image CutMix − mixup-class +0.35 pt short, "
+            "−0.20 pt long; beyond the seed spread in both)") in line
     assert line.count(" pt short") == 3  # CutMix/single, CutMix/mixup and single/mixup; real stays first
     conclusion = regime_conclusion(short, swapped, {"genq": swapped.iloc[:0]}, swapped.iloc[:0])
-    assert "**Ranking of sources, short against long**: 1 of 1 settings change order." in conclusion
+    assert ("**Ranking of sources, short against long**: 1 of 1 settings change order. Of the 3 swaps: 1 beyond "
+            "the seed spread in both schedules (a real reversal), 1 in one schedule only, 1 in neither.") in conclusion
+    (line,) = ranking_changes(short, swapped.assign(seeds=1))  # one seed in the long schedule: no spread there
+    assert "(single + image CutMix − single-class +0.05 pt short, −0.10 pt long; within the seed spread short, " \
+           "one seed in the other)" in line
+    assert "+0.30 pt short, −0.10 pt long; beyond the seed spread short only, one seed in the other)" in line
+    (line,) = ranking_changes(short.assign(seeds=1), swapped.assign(seeds=1))
+    assert line.count("one seed: no spread") == 3 and "within" not in line
     assert ("- **mixup-class − GenQ (single + energy filter)**: no long-schedule cell has both sources yet."
             in conclusion.splitlines())
 
@@ -602,6 +616,7 @@ def test_the_rounding_table_keeps_the_records_models_and_orders_bits_and_steps()
     assert table.loc[("resnet18", "W2A2", 200), "still soft (%)"] == pytest.approx(97.0)  # mean over runs, in %
     assert table["rounded away from nearest (%)"].tolist() == pytest.approx([10.0] * 5)
 
+
 def test_rounding_summary_is_the_mean_over_units_and_nan_for_records_without_the_diagnostics():
     import math
 
@@ -643,8 +658,8 @@ def test_the_convergence_cell_is_set_beside_the_same_runs_of_the_main_schedule()
     assert ("resnet18, 5000 steps: 4.2 % still soft, 10.0 % away from nearest; "
             "resnet18, 20000 steps: 1.5 % still soft, 10.0 % away from nearest.") in conclusion
     records.append(run("mixup", 0, 2000, 91.0, 0.24))  # a shorter schedule leaves a quarter undecided
-    assert "resnet18, 2000 steps: 24.0 % still soft (not settled), 10.0 % away from nearest" in regime_conclusion(
-        long, long, {}, rounding_summary(records), runs)
+    assert ("resnet18, 2000 steps: 24.0 % still soft (not settled), 10.0 % away from nearest; "
+            "resnet18, 5000 steps") in regime_conclusion(long, long, {}, rounding_summary(records), runs)  # steps rise
     assert "- **Convergence at 20000 steps**: **resnet18 W2A4**, 5000 → 20000 steps" in conclusion
 
 

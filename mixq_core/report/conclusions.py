@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from ..experiment import SYNTHETIC_SOURCES
 from .probes import PROBE_NAMES, _ratio, probe_table
 from .records import SOURCE_LABELS
-from .regimes import SETTLED_SOFT_SHARE, ranking_changes, schedule_shift
+from .regimes import SETTLED_SOFT_SHARE, ranking_changes, ranking_swaps, schedule_shift
 from .tables import (
     FACTOR_LABELS,
+    _book_position,
     beyond_spread,
     collapsed_settings,
     compare_sources,
@@ -188,13 +189,27 @@ def _correlation_reading(r: float) -> str:
     return f": weaker than ±{STRONG_CORRELATION}, no clear link either way"
 
 
+def _ratio_counts(ratios) -> tuple[int, int, int]:
+    """Of a column of mixup-class ÷ single-class ratios (NaN left out): how many are below 1 (the smaller value,
+    as the paper expects), how many above, and how many there are."""
+    values = ratios.dropna()
+    return int((values < 1).sum()), int((values > 1).sum()), len(values)
+
+
+def _correlation_counts(correlations) -> tuple[int, int, int]:
+    """Of a column of correlations with top-1 (NaN left out): how many say a smaller value goes with higher
+    accuracy (r ≤ −:data:`STRONG_CORRELATION`, as the paper argues), how many with lower (r ≥ +), and how many
+    there are."""
+    values = correlations.dropna()
+    return (int((values <= -STRONG_CORRELATION).sum()), int((values >= STRONG_CORRELATION).sum()), len(values))
+
+
 def ratio_reading(ratios, what: str, rows: str = "cells") -> str:
     """One sentence on a column of :func:`probe_ratios` (mixup-class ÷ single-class for one probe, ``what``):
     in how many of its ``rows`` mixup-class sets give the smaller value, as the paper expects, and in how many
     the larger (rows without a ratio left out)."""
-    values = ratios.dropna()
-    smaller, larger = int((values < 1).sum()), int((values > 1).sum())
-    return (f"Mixup-class sets give the smaller {what}, as the paper expects, in {smaller} of {len(values)} "
+    smaller, larger, count = _ratio_counts(ratios)
+    return (f"Mixup-class sets give the smaller {what}, as the paper expects, in {smaller} of {count} "
             f"{rows}, and the larger in {larger}.")
 
 
@@ -203,11 +218,10 @@ def correlation_reading(correlations, what: str) -> str:
     many settings smaller values go with higher accuracy (r ≤ −:data:`STRONG_CORRELATION`), as the paper
     argues, in how many with lower accuracy (r ≥ +:data:`STRONG_CORRELATION`), and in how many the link is
     weaker (settings without a correlation left out)."""
-    values = correlations.dropna()
-    agree, against = int((values <= -STRONG_CORRELATION).sum()), int((values >= STRONG_CORRELATION).sum())
+    agree, against, count = _correlation_counts(correlations)
     return (f"Across each setting's runs on images, a smaller {what} goes with higher accuracy, as the paper "
-            f"argues (r ≤ {num(-STRONG_CORRELATION)}), in {agree} of {len(values)} settings, with *lower* accuracy "
-            f"(r ≥ +{STRONG_CORRELATION:.2f}) in {against}, and neither clearly in {len(values) - agree - against}.")
+            f"argues (r ≤ {num(-STRONG_CORRELATION)}), in {agree} of {count} settings, with *lower* accuracy "
+            f"(r ≥ +{STRONG_CORRELATION:.2f}) in {against}, and neither clearly in {count - agree - against}.")
 
 
 def probe_conclusion(per_run, field: str, what: str, mixed: str = "mixup", baseline: str = "single",
@@ -347,12 +361,19 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
     changes = ranking_changes(short_table, long_table)
     if changes:
         changed = sum(not line.endswith("the same order") for line in changes)
+        swaps = ranking_swaps(short_table, long_table)
+        # the schedules in which a swap's gap is beyond the seed spread (None, one seed, counts as not)
+        firm = swaps["beyond short"].eq(True).astype(int) + swaps["beyond long"].eq(True).astype(int)
+        spread = (f" Of the {len(swaps)} swaps: {(firm == 2).sum()} beyond the seed spread in both schedules "
+                  f"(a real reversal), {(firm == 1).sum()} in one schedule only, {(firm == 0).sum()} in neither."
+                  if len(swaps) else "")
         lines.append(f"- **Ranking of sources, short against long**: {changed} of {len(changes)} settings change "
-                     "order. " + ". ".join(changes) + ".")
+                     f"order.{spread} " + ". ".join(changes) + ".")
     if not rounding.empty:
-        # Per model and schedule, models in the records' (the grid's) order: whether mobilenetv2_100's and
-        # deit_mini's 2000 steps were enough is read here.
-        by_schedule = rounding.groupby(["model", "iters"], sort=False)[["soft_share", "flipped_share"]].mean()
+        # Per model and schedule, models in the records' (the grid's) order, steps rising: whether
+        # mobilenetv2_100's and deit_mini's 2000 steps were enough is read here.
+        by_schedule = (rounding.sort_values(["model", "iters"], key=_book_position, kind="stable")
+                       .groupby(["model", "iters"], sort=False)[["soft_share", "flipped_share"]].mean())
         parts = [f"{model}, {int(iters)} steps: {100 * row['soft_share']:.1f} % still soft"
                  f"{'' if row['soft_share'] <= SETTLED_SOFT_SHARE else ' (not settled)'}, "
                  f"{100 * row['flipped_share']:.1f} % away from nearest"
@@ -408,13 +429,13 @@ def _probes_line(probes) -> list[str]:
     for name in PROBE_NAMES.values():
         if table.empty:
             break
-        ratios, correlations = table[(name, "mixup ÷ single")].dropna(), table[(name, "r with top-1")].dropna()
-        if len(ratios):
-            smaller.append(f"a smaller {name} in {int((ratios < 1).sum())} of {len(ratios)}")
-        if len(correlations):
-            links.append(f"a smaller {name} goes with higher accuracy in "
-                         f"{int((correlations <= -STRONG_CORRELATION).sum())} of {len(correlations)} and with lower "
-                         f"accuracy in {int((correlations >= STRONG_CORRELATION).sum())}")
+        fewer, _, ratios = _ratio_counts(table[(name, "mixup ÷ single")])
+        agree, against, correlations = _correlation_counts(table[(name, "r with top-1")])
+        if ratios:
+            smaller.append(f"a smaller {name} in {fewer} of {ratios}")
+        if correlations:
+            links.append(f"a smaller {name} goes with higher accuracy in {agree} of {correlations} and with lower "
+                         f"accuracy in {against}")
     if not smaller and not links:
         return []
     text = "- **The paper's two probes** (their table is in the section on the two analyses):"
@@ -423,6 +444,7 @@ def _probes_line(probes) -> list[str]:
     if links:
         text += f" Across each setting's runs on images (|r| ≥ {STRONG_CORRELATION:.2f}), {'; '.join(links)}."
     return [text]
+
 
 def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
     """The conclusion's opening paragraph: where mixup-class prompts rank among the generated sources (real images

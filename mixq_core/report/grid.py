@@ -64,10 +64,10 @@ def run_seconds(record: dict) -> float:
 
 
 def run_times(records: list[dict]):
-    """What the runs cost, per model and schedule: number of runs, the median of :func:`run_seconds` in minutes
-    and their range as text (``"32.7–181.3"``: one column, so that the table fits the book's column), the
-    processors and threads that spent them, and how many of the runs state those (``"16 of 25"``: records made
-    before they stated it do not)."""
+    """What the runs cost, per model and schedule (models in the records' order, steps rising): number of runs,
+    the median of :func:`run_seconds` in minutes and their range as text (``"32.7–181.3"``: one column, so that
+    the table fits the book's column), the processors and threads that spent them, and how many of the runs state
+    those (``"16 of 25"``: records made before they stated it do not)."""
     import pandas as pd
 
     rows = []
@@ -77,6 +77,8 @@ def run_times(records: list[dict]):
                      "cpu": _processor_name(made.get("gpu") or made.get("cpu")),
                      "threads": str(made["threads"]) if "threads" in made else None})
     frame = pd.DataFrame(rows, columns=["model", "steps", "minutes", "cpu", "threads"])
+    # a grid's convergence section comes after its other models, but its rows belong beside its model's
+    frame = frame.sort_values(["model", "steps"], key=_book_position, kind="stable")
     table = frame.groupby(["model", "steps"], sort=False).agg(
         runs=("minutes", "size"), median_minutes=("minutes", "median"),
         range_minutes=("minutes", lambda m: f"{m.min():.1f}\u2013{m.max():.1f}"),

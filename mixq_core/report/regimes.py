@@ -7,7 +7,16 @@ from __future__ import annotations
 import math
 
 from .records import SOURCE_LABELS
-from .tables import BEYOND, _book_position, _ordinal, beyond_spread, compare_sources, mean_std, num
+from .tables import (
+    BEYOND,
+    _book_position,
+    _ordinal,
+    beyond_spread,
+    compare_sources,
+    difference_error,
+    mean_std,
+    num,
+)
 
 # Where more of the rounding variables than this are still soft when AdaRound hardens them, the schedule ended
 # before the optimisation decided them (hardening rounds them by their sign): the book calls it "not settled".
@@ -40,12 +49,8 @@ def rounding_table(rounding):
     """A :func:`rounding_summary` table per model, bits and steps: the mean over runs of the share (in %) of
     rounding variables still soft before hardening and of weights rounded away from nearest, rows in the book's
     order (models as the records first name them, bit settings from wide to narrow, steps from few to many)."""
-    models = {model: i for i, model in enumerate(dict.fromkeys(rounding["model"]))}
     shares = rounding.groupby(["model", "bits", "iters"], sort=False)[["soft_share", "flipped_share"]].mean()
-    shares = (100 * shares).reset_index().sort_values(
-        ["model", "bits", "iters"], kind="stable",
-        key=lambda column: column.map(models) if column.name == "model" else
-        _book_position(column) if column.name == "bits" else column)
+    shares = (100 * shares).reset_index().sort_values(["model", "bits", "iters"], key=_book_position, kind="stable")
     return shares.set_index(["model", "bits", "iters"]).rename(columns={
         "soft_share": "still soft (%)", "flipped_share": "rounded away from nearest (%)"})
 
@@ -80,18 +85,17 @@ def convergence_runs(records: list[dict], steps: int):
     keys = ["model", "bits", "data", "seed", "n_calib"]
     longest = runs.loc[runs["iters"] == steps, keys].drop_duplicates()
     matched = runs.merge(longest, on=keys)
-    ordered = matched.sort_values(["model", "bits", "data", "iters"], kind="stable",
-                                  key=lambda col: col if col.name == "iters" else _book_position(col))
+    ordered = matched.sort_values(["model", "bits", "data", "iters"], key=_book_position, kind="stable")
     return ordered.reset_index(drop=True)
 
 
 def ranked_in_both(short_table, long_table, by=("model", "bits")):
-    """The groups and sources both regimes have, with each regime's mean, std and rank (1 = highest mean
+    """The groups and sources both regimes have, with each regime's mean, std, seeds and rank (1 = highest mean
     top-1) among the sources both have, so a source run in one regime only does not shift the ranks."""
     import pandas as pd
 
     keys = [*by, "data"]
-    columns = [*keys, "top1_mean", "top1_std"]
+    columns = [*keys, "top1_mean", "top1_std", "seeds"]
     both = pd.merge(short_table[columns], long_table[columns], on=keys, suffixes=(" short", " long"))
     for regime in ("short", "long"):
         both[f"rank {regime}"] = both.groupby(list(by), sort=False)[f"top1_mean {regime}"].rank(
@@ -128,15 +132,59 @@ def schedule_shift(short_table, long_table, a: str = "mixup", b: str = "single",
     return both[[*by, f"{column} short", f"{column} long", "move", "standard error", "verdict"]]
 
 
-def ranking_changes(short_table, long_table, by=("model", "bits")) -> list[str]:
-    """Per group that both regimes ran, one sentence: mixup-class's rank in each regime, and every pair of
-    sources that trades places, with the pair's gap in each regime (so a swap of two sources 0.04 pt apart
-    reads as what it is)."""
+def ranking_swaps(short_table, long_table, by=("model", "bits")):
+    """Every pair of sources that trades places from the short schedule to the long one, per group both ran
+    (:func:`ranked_in_both`): ``first`` ranked above ``second`` in the short schedule and below it in the long one.
+    Per schedule, the pair's gap (``first`` − ``second``) and whether it is beyond the seed spread (twice its
+    standard error; None where a source has one seed), so a swap of two sources 0.04 pt apart reads as what it
+    is."""
     from itertools import combinations
 
+    import pandas as pd
+
+    rows = []
+    for key, group in ranked_in_both(short_table, long_table, by).groupby(list(by), sort=False):
+        ranked = group.set_index("data").sort_values("rank short")
+        for a, b in combinations(ranked.index, 2):  # a ranks at or above b in the short schedule
+            first, second = ranked.loc[a], ranked.loc[b]
+            if not (first["rank short"] < second["rank short"] and first["rank long"] > second["rank long"]):
+                continue
+            row = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
+            row.update(first=a, second=b)
+            for regime in ("short", "long"):
+                gap = first[f"top1_mean {regime}"] - second[f"top1_mean {regime}"]
+                error = difference_error(first[f"top1_std {regime}"], first[f"seeds {regime}"],
+                                         second[f"top1_std {regime}"], second[f"seeds {regime}"])
+                row[f"gap {regime}"] = gap
+                row[f"beyond {regime}"] = None if math.isnan(error) else beyond_spread(gap, error)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=[*by, "first", "second", "gap short", "beyond short", "gap long",
+                                       "beyond long"])
+
+
+def _swap_spread(beyond_short: bool | None, beyond_long: bool | None) -> str:
+    """Where a swapped pair's gap is beyond the seed spread: in both schedules, one, or neither (None: that
+    schedule has one seed of a source, no spread to judge by)."""
+    judged = {regime: beyond for regime, beyond in (("short", beyond_short), ("long", beyond_long))
+              if beyond is not None}
+    beyond = [regime for regime, flag in judged.items() if flag]
+    if len(beyond) == 2:
+        return "beyond the seed spread in both"
+    if beyond:
+        return f"beyond the seed spread {beyond[0]} only" + ("" if len(judged) == 2 else ", one seed in the other")
+    if len(judged) == 2:
+        return "within the seed spread in both"
+    return f"within the seed spread {next(iter(judged))}, one seed in the other" if judged else "one seed: no spread"
+
+
+def ranking_changes(short_table, long_table, by=("model", "bits")) -> list[str]:
+    """Per group that both regimes ran, one sentence: mixup-class's rank in each regime, and every pair of
+    sources that trades places (:func:`ranking_swaps`), with the pair's gap in each regime and where that gap
+    is beyond the seed spread."""
+    swaps = dict(iter(ranking_swaps(short_table, long_table, by).groupby(list(by), sort=False)))
     lines = []
     for key, group in ranked_in_both(short_table, long_table, by).groupby(list(by), sort=False):
-        name = " ".join(map(str, key)) if isinstance(key, tuple) else str(key)
+        name = " ".join(map(str, key))
         rows = group.set_index("data")
         parts = []
         if "mixup" in rows.index:
@@ -144,16 +192,13 @@ def ranking_changes(short_table, long_table, by=("model", "bits")) -> list[str]:
             where = (f"{_ordinal(short_rank)} of {len(rows)} in both" if short_rank == long_rank else
                      f"{_ordinal(short_rank)} of {len(rows)} short, {_ordinal(long_rank)} long")
             parts.append(f"{SOURCE_LABELS['mixup']} {where}")
-        swaps = []
-        for a, b in combinations(rows.sort_values("rank short").index, 2):  # a ranks above b in the short regime
-            above_short = rows.loc[a, "rank short"] < rows.loc[b, "rank short"]
-            if above_short and rows.loc[a, "rank long"] > rows.loc[b, "rank long"]:
-                gaps = {regime: rows.loc[a, f"top1_mean {regime}"] - rows.loc[b, f"top1_mean {regime}"]
-                        for regime in ("short", "long")}
-                first, second = SOURCE_LABELS.get(a, a), SOURCE_LABELS.get(b, b)
-                swaps.append(f"{first} and {second} swap places ({first} − {second} {num(gaps['short'])} pt "
-                             f"short, {num(gaps['long'])} pt long)")
-        parts.append("the same order" if not swaps else "; ".join(swaps))
+        texts = []
+        for _, swap in swaps[key].iterrows() if key in swaps else ():
+            first, second = SOURCE_LABELS.get(swap["first"], swap["first"]), SOURCE_LABELS.get(swap["second"],
+                                                                                              swap["second"])
+            texts.append(f"{first} and {second} swap places ({first} − {second} {num(swap['gap short'])} pt "
+                         f"short, {num(swap['gap long'])} pt long; "
+                         f"{_swap_spread(swap['beyond short'], swap['beyond long'])})")
+        parts.append("the same order" if not texts else "; ".join(texts))
         lines.append(f"{name}: " + ", ".join(parts))
     return lines
-

@@ -39,8 +39,12 @@ def summary_table(frame, by=("model", "bits", "data")):
 
 def _book_position(column):
     """Sort key of a table column in the book's order: bit settings from wide to narrow (W4A4, W2A4, W2A2,
-    whatever the model), sources in :data:`SOURCE_ORDER`, anything else (models, worlds) in the order in
-    which the column first names it."""
+    whatever the model), sources in :data:`SOURCE_ORDER`, numbers (steps, seeds) rising, anything else (models,
+    worlds) in the order in which the column first names it."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column):
+        return column
     if column.name == "bits":
         return column.map(lambda bits: tuple(-int(part) for part in bits[1:].split("A")))
     order = SOURCE_ORDER if column.name == "data" else dict.fromkeys(column)
@@ -81,6 +85,13 @@ def beyond_spread(difference: float, error: float) -> bool:
     return abs(difference) > 2 * error
 
 
+def difference_error(std_a: float, seeds_a: int, std_b: float, seeds_b: int) -> float:
+    """The standard error of the difference of two means over seeds (NaN where either rests on one seed)."""
+    if seeds_a > 1 and seeds_b > 1:
+        return math.sqrt(std_a ** 2 / seeds_a + std_b ** 2 / seeds_b)
+    return float("nan")
+
+
 def compare_sources(table, a: str, b: str, by=("model", "bits")):
     """``a`` minus ``b`` per group: difference of mean top-1, its standard error, and a verdict: ``a`` ahead
     or behind beyond the seed spread (|Δ| > 2 SE), within it, or one seed only. Groups missing either source
@@ -93,10 +104,7 @@ def compare_sources(table, a: str, b: str, by=("model", "bits")):
         if rows_a.empty or rows_b.empty:
             continue
         ra, rb = rows_a.iloc[0], rows_b.iloc[0]
-        if ra["seeds"] > 1 and rb["seeds"] > 1:
-            se = math.sqrt(ra["top1_std"] ** 2 / ra["seeds"] + rb["top1_std"] ** 2 / rb["seeds"])
-        else:
-            se = float("nan")
+        se = difference_error(ra["top1_std"], ra["seeds"], rb["top1_std"], rb["seeds"])
         diff = ra["top1_mean"] - rb["top1_mean"]
         verdict = ("one seed: no spread to compare" if math.isnan(se) else
                    f"{'ahead' if diff > 0 else 'behind'}, {BEYOND}" if beyond_spread(diff, se) else
