@@ -17,12 +17,14 @@ import os
 import platform
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 
 from mixq_core.data import fashion_mnist, make_loader, subset
-from mixq_core.models import evaluate, load_mini_model
+from mixq_core.models import atomic_write, evaluate, load_mini_model
 from mixq_core.quant import QuantConfig, quantize
+from mixq_core.results import provenance
 
 MODELS = ("resnet18", "mobilenetv2_100", "deit_mini")
 # Largest accepted drop in top-1 points (the targets); None: no target.
@@ -58,7 +60,8 @@ def run(model_name: str, bits: str, args, test_loader, calib_loader) -> dict:
             "cpu_capability": torch.backends.cpu.get_cpu_capability() if args.device == "cpu" else None,
             # 1-minute load average at the end: above `threads` means other work shared the CPU during the run
             "load_average": round(os.getloadavg()[0], 2),
-            "iters_per_second": {kind: sum(v) / len(v) for kind, v in speeds.items()}}
+            "iters_per_second": {kind: sum(v) / len(v) for kind, v in speeds.items()},
+            "made": provenance()}  # the commit, processor and time that a figure belongs to
 
 
 def print_tables(rows: list[dict], args) -> None:
@@ -104,8 +107,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     print_tables(rows, args)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1) + "\n"))
 
 
 if __name__ == "__main__":
