@@ -360,8 +360,8 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         lines.append("- **mixup-class − single-class, short schedule → long**: " + "; ".join(moves) + ".")
     changes = ranking_changes(short_table, long_table)
     if changes:
-        changed = sum(not line.endswith("the same order") for line in changes)
         swaps = ranking_swaps(short_table, long_table)
+        changed = len(swaps[["model", "bits"]].drop_duplicates())  # a setting changes order where a pair swaps
         # the schedules in which a swap's gap is beyond the seed spread (None, one seed, counts as not)
         firm = swaps["beyond short"].eq(True).astype(int) + swaps["beyond long"].eq(True).astype(int)
         spread = (f" Of the {len(swaps)} swaps: {(firm == 2).sum()} beyond the seed spread in both schedules "
