@@ -498,7 +498,7 @@ def test_the_regime_comparison_ranks_only_the_sources_both_schedules_ran():
 
 
 def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
-    from mixq_core.report import ranking_changes, regime_conclusion
+    from mixq_core.report import ranking_changes, ranking_swaps, regime_conclusion
 
     short = _summary({"real": 91.6, "single": 91.2, "single-cutmix": 91.25, "mixup": 90.9})
     same = _summary({"real": 92.4, "single": 91.9, "single-cutmix": 91.95, "mixup": 91.6})
@@ -514,6 +514,9 @@ def test_ranking_changes_name_mixups_rank_and_every_swap_with_its_gaps():
     assert ("single + image CutMix and mixup-class swap places (single + image CutMix − mixup-class +0.35 pt short, "
             "−0.20 pt long; beyond the seed spread in both)") in line
     assert line.count(" pt short") == 3  # CutMix/single, CutMix/mixup and single/mixup; real stays first
+    swaps = ranking_swaps(short, swapped)
+    assert ranking_changes(short, swapped, swaps=swaps) == [line]  # the swaps a caller already has are the same
+    assert ranking_changes(short, swapped, swaps=swaps.iloc[:0])[0].endswith("the same order")  # and are used
     conclusion = regime_conclusion(short, swapped, {"genq": swapped.iloc[:0]}, swapped.iloc[:0])
     assert ("**Ranking of sources, short against long**: 1 of 1 settings change order. Of the 3 swaps: 1 beyond "
             "the seed spread in both schedules (a real reversal), 1 in one schedule only, 1 in neither.") in conclusion

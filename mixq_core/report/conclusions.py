@@ -358,9 +358,9 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
             moves.append(f"{row['model']} {row['bits']} {num(row['mixup − single short'])} → "
                          f"{num(row['mixup − single long'])} pt (moves {num(row['move'])} pt{error}; {row['verdict']})")
         lines.append("- **mixup-class − single-class, short schedule → long**: " + "; ".join(moves) + ".")
-    changes = ranking_changes(short_table, long_table)
+    swaps = ranking_swaps(short_table, long_table)
+    changes = ranking_changes(short_table, long_table, swaps=swaps)
     if changes:
-        swaps = ranking_swaps(short_table, long_table)
         changed = len(swaps[["model", "bits"]].drop_duplicates())  # a setting changes order where a pair swaps
         # the schedules in which a swap's gap is beyond the seed spread (None, one seed, counts as not)
         firm = swaps["beyond short"].eq(True).astype(int) + swaps["beyond long"].eq(True).astype(int)

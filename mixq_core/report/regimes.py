@@ -177,11 +177,13 @@ def _swap_spread(beyond_short: bool | None, beyond_long: bool | None) -> str:
     return f"within the seed spread {next(iter(judged))}, one seed in the other" if judged else "one seed: no spread"
 
 
-def ranking_changes(short_table, long_table, by=("model", "bits")) -> list[str]:
+def ranking_changes(short_table, long_table, by=("model", "bits"), swaps=None) -> list[str]:
     """Per group that both regimes ran, one sentence: mixup-class's rank in each regime, and every pair of
-    sources that trades places (:func:`ranking_swaps`), with the pair's gap in each regime and where that gap
-    is beyond the seed spread."""
-    swaps = dict(iter(ranking_swaps(short_table, long_table, by).groupby(list(by), sort=False)))
+    sources that trades places (:func:`ranking_swaps`, computed here unless a caller that also counts them
+    passes ``swaps``), with the pair's gap in each regime and where that gap is beyond the seed spread."""
+    if swaps is None:
+        swaps = ranking_swaps(short_table, long_table, by)
+    swaps = dict(iter(swaps.groupby(list(by), sort=False)))
     lines = []
     for key, group in ranked_in_both(short_table, long_table, by).groupby(list(by), sort=False):
         name = " ".join(map(str, key))
