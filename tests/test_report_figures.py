@@ -294,8 +294,15 @@ def test_the_probe_and_ablation_conclusions_are_computed_from_their_tables():
         "No setting has runs of both mixup and single yet.")
     results = {"k": pd.DataFrame({"k": [1, 1, 2, 2], "top1": [91.0, 91.2, 90.0, 90.2]})}
     assert ablation_conclusion(results, {"k": "k"}) == (
-        "- **classes per prompt**: best at 1 (91.10 %), 1.00 points above 2, more than one standard deviation "
-        "over seeds (0.14).")
+        "- **classes per prompt**: best at 1 (91.10 %), 1.00 points above 2, beyond the seed spread "
+        "(standard error 0.14).")
+    close = {"k": pd.DataFrame({"k": [1, 1, 2, 2], "top1": [91.0, 91.4, 90.9, 91.3]})}  # 0.1 apart, std 0.28, 2 seeds
+    assert "0.10 points above 2, within the seed spread (standard error 0.28)." in ablation_conclusion(
+        close, {"k": "k"})
+    best_once = pd.DataFrame({"k": [1, 2, 2], "top1": [91.0, 90.0, 90.2]})  # one seed for the best level
+    runner_once = pd.DataFrame({"k": [1, 1, 2], "top1": [91.0, 91.2, 90.0]})  # one seed for the runner-up
+    for one_seed in (best_once, runner_once):
+        assert ablation_conclusion({"k": one_seed}, {"k": "k"}).endswith("one seed on a side, no spread to compare.")
 
 
 def test_readable_tables_have_human_headings_sensible_digits_and_no_nan():
@@ -326,6 +333,7 @@ def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_de
     assert not math.copysign(1, tiny.iloc[0]) < 0  # rounded to zero: no "-0.00"
     assert num(-0.5) == "\u22120.50" and num(0.5) == "+0.50" and num(-0.0123, ".3g") == "\u22120.0123"
     assert num(-0.004) == "+0.00" and num(-0.004, ".2f") == "0.00"
+    assert num(0, "+d") == "+0" and num(-3, "d") == "\u22123"  # an integer format takes an integer zero
     # a column with a gap becomes text for its dash; its numbers keep one count of decimals
     gapped = readable(pd.DataFrame({"standard error": [0.11, 0.1, float("nan")], "seeds": [3.0, float("nan"), 2.0]}))
     assert list(gapped["standard error"]) == ["0.11", "0.10", "—"] and list(gapped["seeds"]) == ["3", "—", "2"]
@@ -550,13 +558,16 @@ def test_the_conclusion_counts_where_mixup_is_last_and_tallies_its_verdicts():
     # each baseline's verdicts grouped: a group of up to two settings names them
     assert ("- **mixup-class − single-class** in the long schedule: behind, beyond the seed spread in 1 setting "
             "(resnet18 W2A4 −0.40 pt); one seed so far, no verdict in 1 setting (resnet18 W2A2 +0.30 pt).") in lines
-    # a larger group gives its count and the range of its differences, smallest first
+    # a larger group gives its count and the range of its differences, nearest zero first
     from mixq_core.report.conclusions import _verdict_groups
 
     many = pd.DataFrame({"model": ["a", "b", "c"], "bits": ["W2A4"] * 3, "mixup − single": [-0.3, -12.6, -2.8],
                          "verdict": ["behind, beyond seed spread"] * 3})
     assert _verdict_groups(many, "mixup − single") == (
         "behind, beyond the seed spread in 3 settings (−0.30 to −12.60 pt)")
+    # signs mixed (likely within the spread): lowest to highest, so the range holds every difference
+    mixed = many.assign(**{"mixup − single": [-0.3, 0.02, 0.2], "verdict": ["within seed spread"] * 3})
+    assert _verdict_groups(mixed, "mixup − single") == "within the seed spread in 3 settings (−0.30 to +0.20 pt)"
 
 
 def _record_with_units(data, seed, units, top1=90.0, iters=5000):

@@ -17,6 +17,7 @@ from .tables import (
     beyond_spread,
     collapsed_settings,
     compare_sources,
+    difference_error,
     num,
     verdict_counts,
     verdict_masks,
@@ -281,8 +282,8 @@ def reading_conclusion(scores: dict, n: int, chance: dict[str, float], twins: di
 
 def ablation_conclusion(results: dict[str, object], columns: dict[str, str]) -> str:
     """The plain conclusion of the ablations (``results``: ``{factor: records_frame}``, ``columns``: the column
-    each factor varies): per factor the level with the best mean top-1, and its margin over the runner-up
-    beside the larger of the two standard deviations over seeds."""
+    each factor varies): per factor the level with the best mean top-1, and its margin over the runner-up with
+    the book's verdict on it (:func:`beyond_spread` of the margin's standard error over seeds)."""
     lines = []
     for factor, frame in results.items():
         column = columns[factor]
@@ -290,12 +291,13 @@ def ablation_conclusion(results: dict[str, object], columns: dict[str, str]) -> 
         if len(means) < 2:
             continue
         (best, first), (second, runner) = list(means.iterrows())[:2]
-        spread = max(first["std"], runner["std"])
-        beyond = ("" if math.isnan(spread) else
-                  f", {'more' if first['mean'] - runner['mean'] > spread else 'less'} than one standard deviation "
-                  f"over seeds ({spread:.2f})")
+        margin = first["mean"] - runner["mean"]
+        error = difference_error(first["std"], first["count"], runner["std"], runner["count"])
+        verdict = ("one seed on a side, no spread to compare" if math.isnan(error) else
+                   f"{'beyond' if beyond_spread(margin, error) else 'within'} the seed spread "
+                   f"(standard error {error:.2f})")
         lines.append(f"- **{FACTOR_LABELS.get(factor, factor)}**: best at {best} "
-                     f"({first['mean']:.2f} %), {first['mean'] - runner['mean']:.2f} points above {second}{beyond}.")
+                     f"({first['mean']:.2f} %), {margin:.2f} points above {second}, {verdict}.")
     return "\n".join(lines) if lines else "No ablation has two levels run yet."
 
 
@@ -398,7 +400,8 @@ def _verdict_groups(table, column: str) -> str:
     """The verdicts of a :func:`compare_sources` table (difference ``column``) over its settings, grouped:
     behind or ahead beyond the seed spread, within it, and on one seed so far. A group names its settings with
     their differences when it has up to :data:`GROUPED_NAMING`, else gives their count and the range of the
-    differences, smallest first: the settings themselves are in the chapter's tables."""
+    differences (nearest zero first where all have one sign): the settings themselves are in the chapter's
+    tables."""
     masks = verdict_masks(table, column)
     groups = (("behind, beyond the seed spread", masks["behind"]), ("ahead, beyond the seed spread", masks["ahead"]),
               ("within the seed spread", masks["within seed spread"]),
@@ -412,9 +415,11 @@ def _verdict_groups(table, column: str) -> str:
             named = ", ".join(f"{row['model']} {row['bits']} {num(row[column])} pt" for _, row in rows.iterrows())
             parts.append(f"{words} in {len(rows)} setting{'s' * (len(rows) != 1)} ({named})")
         else:
-            ordered = rows[column].abs().sort_values().index
-            smallest, largest = rows.loc[ordered[0], column], rows.loc[ordered[-1], column]
-            parts.append(f"{words} in {len(rows)} settings ({num(smallest)} to {num(largest)} pt)")
+            values = rows[column]
+            # from the one nearest zero outward where all lie on one side of it; else, signs mixed, lowest first
+            nearest, farthest = ((values.max(), values.min()) if (values < 0).all() else
+                                 (values.min(), values.max()))
+            parts.append(f"{words} in {len(rows)} settings ({num(nearest)} to {num(farthest)} pt)")
     return "; ".join(parts)
 
 

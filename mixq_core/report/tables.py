@@ -19,7 +19,7 @@ def num(value: float, spec: str = "+.2f") -> str:
     every number that can be negative. A value that rounds to zero prints as zero, not as "−0.00"."""
     text = format(value, spec)
     if float(text) == 0:
-        text = format(0.0, spec)
+        text = format(abs(value) * 0, spec)  # a positive zero of the value's own type: "d" takes no float
     return text.replace("-", MINUS)
 
 
