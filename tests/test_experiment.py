@@ -225,7 +225,7 @@ def test_summary_and_comparison_use_mean_std_and_standard_error():
     assert mixup["top1_mean"] == 82.0 and mixup["top1_std"] == 2.0 and mixup["drop"] == 8.0
     compared = report.compare_sources(table, "mixup", "single").iloc[0]
     se = math.sqrt(4 / 3 + 1 / 3)
-    assert compared["mixup − single"] == 2.0 and compared["standard error"] == round(se, 2)
+    assert compared["mixup − single"] == 2.0 and compared["standard error"] == pytest.approx(se)  # unrounded
     assert compared["verdict"] == "within seed spread"  # |2.0| < 2 × 1.29
     far = report.summary_table(_frame({"mixup": [88.0, 88.5, 89.0], "single": [79.0, 80.0, 81.0]}))
     assert report.compare_sources(far, "mixup", "single").iloc[0]["verdict"] == "ahead, beyond seed spread"

@@ -112,7 +112,7 @@ def regime_comparison(short_table, long_table, by=("model", "bits")):
     for regime in ("short", "long"):
         both[f"top-1 {regime}"] = [mean_std(m, sd) for m, sd in zip(both[f"top1_mean {regime}"],
                                                                      both[f"top1_std {regime}"], strict=True)]
-    both["long − short"] = (both["top1_mean long"] - both["top1_mean short"]).round(2)
+    both["long − short"] = both["top1_mean long"] - both["top1_mean short"]
     return both[[*by, "data", "top-1 short", "rank short", "top-1 long", "rank long", "long − short"]]
 
 
@@ -123,8 +123,8 @@ def schedule_shift(short_table, long_table, a: str = "mixup", b: str = "single",
     column = f"{a} − {b}"
     short, long = compare_sources(short_table, a, b, by), compare_sources(long_table, a, b, by)
     both = short.merge(long, on=list(by), suffixes=(" short", " long"))
-    both["move"] = (both[f"{column} long"] - both[f"{column} short"]).round(2)
-    both["standard error"] = [round(math.hypot(x, y), 2) for x, y in
+    both["move"] = both[f"{column} long"] - both[f"{column} short"]
+    both["standard error"] = [math.hypot(x, y) for x, y in
                               zip(both["standard error short"], both["standard error long"], strict=True)]
     both["verdict"] = ["one seed: no spread to compare" if math.isnan(se) else
                        BEYOND if beyond_spread(move, se) else "within seed spread"

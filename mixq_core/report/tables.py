@@ -95,7 +95,8 @@ def difference_error(std_a: float, seeds_a: int, std_b: float, seeds_b: int) -> 
 def compare_sources(table, a: str, b: str, by=("model", "bits")):
     """``a`` minus ``b`` per group: difference of mean top-1, its standard error, and a verdict: ``a`` ahead
     or behind beyond the seed spread (|Δ| > 2 SE), within it, or one seed only. Groups missing either source
-    are skipped."""
+    are skipped. The numbers are kept unrounded, so that a difference computed from them (a move between two
+    tables) is judged on what was measured; :func:`readable` and :func:`num` round them for display."""
     import pandas as pd
 
     rows = []
@@ -110,7 +111,7 @@ def compare_sources(table, a: str, b: str, by=("model", "bits")):
                    f"{'ahead' if diff > 0 else 'behind'}, {BEYOND}" if beyond_spread(diff, se) else
                    "within seed spread")
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
-                     f"{a} − {b}": round(diff, 2), "standard error": round(se, 2), "verdict": verdict})
+                     f"{a} − {b}": diff, "standard error": se, "verdict": verdict})
     return pd.DataFrame(rows, columns=[*by, f"{a} − {b}", "standard error", "verdict"])
 
 
@@ -210,6 +211,9 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
 # Columns of differences besides those named "a − b", and of correlations: their numbers carry a sign either way
 # ("+1.44", "−0.27"). In a table with two-level headings the lower level names the column.
 SIGNED_COLUMNS = {"move", "r with top-1"}
+# Columns that print ``digits`` decimals like the differences they belong to, though their values are below 1
+# (the prose prints a standard error as "0.11", so the table does not print "0.114").
+FIXED_DECIMAL_COLUMNS = {"standard error"}
 
 
 def readable(frame, digits: int = 2, short_sources: bool = False):
@@ -240,7 +244,8 @@ def readable(frame, digits: int = 2, short_sources: bool = False):
             signed = isinstance(name, str) and (" − " in name or name in SIGNED_COLUMNS)
             largest = values.abs().max()
             # small values keep three significant digits, unless they are differences or correlations
-            small = largest and largest < 1 and not math.isnan(largest) and not signed
+            small = (largest and largest < 1 and not math.isnan(largest) and not signed
+                     and name not in FIXED_DECIMAL_COLUMNS)
             decimals = max(digits, 2 - math.floor(math.log10(largest))) if small else digits
             values = values.round(decimals)
             if pd.api.types.is_float_dtype(values):
