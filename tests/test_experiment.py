@@ -168,6 +168,8 @@ def test_classifier_comparison_sets_each_mix_trained_model_beside_its_plain_twin
     assert "no verdict yet. 1 setting has both classifiers, but with one seed on a side" in text
     assert "change the answer" not in text and "changes the verdict" not in text
     assert report.classifier_comparison(table[table["model"] == "mobilenetv2_100"]).empty
+    # a plain model whose mix-trained twin never ran (deit_mini's is not trained): no row without a partner
+    assert report.classifier_comparison(table[table["model"] != "resnet18_mix"]).empty
 
 
 def test_collapsed_settings_are_those_where_real_data_calibration_itself_fails():

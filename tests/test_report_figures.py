@@ -429,6 +429,8 @@ def test_the_grid_plan_estimates_from_records_of_the_same_model_and_steps(tmp_pa
     assert f"still to run, about {hours:.1f} single-thread hours by the records so far." in plan_line(
         "long", "mini-long", resnet18_only, [record])
     assert ", complete. " in plan_line("long", "mini-long", plan.assign(done=True), [record])
+    assert plan_line("long", "mini-long", plan.assign(done=False), []).endswith(  # no record: no provenance
+        f"0 of {len(plan)} runs (none yet), {len(plan)} still to run.")
 
 
 def test_grid_plan_on_the_command_line_is_strict_json_whose_counts_add_up(capsys):
@@ -669,12 +671,46 @@ def test_the_convergence_cell_is_set_beside_the_same_runs_of_the_main_schedule()
         "mixup-class has only its 20000-step run so far. Mixup-class minus real: −0.70 pt at 20000 steps.")
     long = _summary({"real": 92.3, "mixup": 91.5})
     conclusion = regime_conclusion(long, long, {}, rounding_summary(records), runs)
-    assert ("resnet18, 5000 steps: 4.2 % still soft, 10.0 % away from nearest; "
-            "resnet18, 20000 steps: 1.5 % still soft, 10.0 % away from nearest.") in conclusion
+    assert ("resnet18 W2A4, 5000 steps: 4.2 % still soft, 10.0 % away from nearest; "
+            "resnet18 W2A4, 20000 steps: 1.5 % still soft, 10.0 % away from nearest.") in conclusion
     records.append(run("mixup", 0, 2000, 91.0, 0.24))  # a shorter schedule leaves a quarter undecided
-    assert ("resnet18, 2000 steps: 24.0 % still soft (not settled), 10.0 % away from nearest; "
-            "resnet18, 5000 steps") in regime_conclusion(long, long, {}, rounding_summary(records), runs)  # steps rise
+    assert ("resnet18 W2A4, 2000 steps: 24.0 % still soft (not settled), 10.0 % away from nearest; "
+            "resnet18 W2A4, 5000 steps") in regime_conclusion(long, long, {}, rounding_summary(records), runs)
     assert "- **Convergence at 20000 steps**: **resnet18 W2A4**, 5000 → 20000 steps" in conclusion
+    two_seeds = convergence_runs(records[:6] + [run("real", 1, 20000, 92.5, 0.01)], 20000)
+    assert ", seeds 0, 1: " in convergence_conclusion(two_seeds, 20000)
+    assert convergence_conclusion(runs.iloc[:0], None) == "This profile plans no convergence cell."
+
+
+def test_the_conclusion_reads_the_verdicts_where_the_long_schedule_settled():
+    from mixq_core.report import regime_conclusion, rounding_summary, settled_settings
+
+    def run(model, data, seed, iters, soft):
+        record = _record_with_units(data, seed, [_unit("stem", [1.0], [0.1], soft=soft, flipped=0.1)], 90.0, iters)
+        record["metrics"]["config"]["model"] = model
+        return record
+
+    records = [run("resnet18", data, seed, 5000, 0.03) for data in ("single", "mixup") for seed in range(3)]
+    records += [run("resnet18", "mixup", 0, 20000, 0.01)]  # a convergence run: not the main schedule
+    records += [run("mobilenetv2_100", data, seed, 2000, 0.3) for data in ("single", "mixup") for seed in range(3)]
+    rounding = rounding_summary(records)
+    assert settled_settings(rounding) == {("resnet18", "W2A4"): (5000, True),
+                                          ("mobilenetv2_100", "W2A4"): (2000, False)}
+    assert settled_settings(rounding[rounding["iters"] == 20000]) == {("resnet18", "W2A4"): (20000, True)}
+    long = pd.concat([_summary({"single": 91.9, "mixup": 91.4}),
+                      _summary({"single": 85.0, "mixup": 72.0}).assign(model="mobilenetv2_100")], ignore_index=True)
+    versus = {"single": compare_sources(long, "mixup", "single")}
+    opening = regime_conclusion(long, long, versus, rounding).split("\n")[0]
+    assert opening.endswith(
+        "Where the long schedule settled (at most 5 % of rounding variables still soft at hardening; 1 of 2 "
+        "settings), mixup-class − single-class is behind, beyond the seed spread in 1 setting (resnet18 W2A4 "
+        "−0.50 pt). It did not settle in the other 1 setting (mobilenetv2_100 W2A4 at 2000 steps), which sits "
+        "between the short regime and the paper's.")
+    unsettled = rounding_summary([r for r in records if r["metrics"]["config"]["model"] == "mobilenetv2_100"])
+    assert regime_conclusion(long, long, versus, unsettled).split("\n")[0].endswith(
+        "The long schedule settled (at most 5 % of rounding variables still soft at hardening) in no setting "
+        "(mobilenetv2_100 W2A4 at 2000 steps), which sits between the short regime and the paper's.")
+    assert "settled" not in regime_conclusion(long, long, versus, rounding.iloc[:0]).split("\n")[0]
 
 
 def test_the_schedule_shift_judges_the_move_of_mixup_minus_single_against_both_schedules_spread():
@@ -879,3 +915,14 @@ def test_a_difference_counts_only_beyond_twice_its_standard_error_and_one_seed_p
     assert not beyond_spread(1.0, float("nan"))  # no spread (one seed): never beyond
     assert mean_std(91.3449, 0.123) == "91.34\u00a0±\u00a00.12"  # no-break spaces: the cell cannot wrap at ±
     assert mean_std(91.3449, float("nan")) == "91.34" and mean_std(91.3449, None) == "91.34"
+
+
+def test_the_long_regime_tables_come_out_empty_without_records():
+    """Chapter 13 runs on a results folder with no record yet (its sections say so): the frames it builds on keep
+    their columns, so the tables grouped from them are empty rather than a KeyError."""
+    from mixq_core.report import probe_table, records_frame, regimes_frame, run_probes
+
+    assert summary_table(records_frame([])).empty
+    frame = regimes_frame({"short": [], "long": []})
+    assert {"model", "bits", "data", "top1", "regime"} <= set(frame.columns) and frame.empty
+    assert probe_table(run_probes([])).empty

@@ -111,6 +111,7 @@ from .regimes import (
     rounding_summary,
     rounding_table,
     schedule_shift,
+    settled_settings,
     unit_rounding,
 )
 from .tables import (
@@ -221,6 +222,7 @@ __all__ = [
     "regime_comparison",
     "rounding_summary",
     "rounding_table",
+    "settled_settings",
     "schedule_shift",
     "unit_rounding",
     "MAX_CELL_TEXT",

@@ -10,10 +10,16 @@ from collections.abc import Sequence
 from ..experiment import SYNTHETIC_SOURCES
 from .probes import PROBE_NAMES, _ratio, probe_table
 from .records import SOURCE_LABELS
-from .regimes import SETTLED_SOFT_SHARE, ranking_changes, ranking_swaps, schedule_shift
+from .regimes import (
+    SETTLED_SOFT_SHARE,
+    ranking_changes,
+    ranking_swaps,
+    rounding_table,
+    schedule_shift,
+    settled_settings,
+)
 from .tables import (
     FACTOR_LABELS,
-    _book_position,
     beyond_spread,
     collapsed_settings,
     compare_sources,
@@ -301,9 +307,11 @@ def ablation_conclusion(results: dict[str, object], columns: dict[str, str]) -> 
     return "\n".join(lines) if lines else "No ablation has two levels run yet."
 
 
-def convergence_conclusion(runs, steps: int) -> str:
+def convergence_conclusion(runs, steps: int | None) -> str:
     """One line per setting of :func:`convergence_runs`: how each source's top-1 and hardened rounding moved
     from the main schedule to ``steps``, and the gap of mixup-class prompts to real images at each length."""
+    if steps is None:
+        return "This profile plans no convergence cell."
     if runs.empty:
         return f"No run with {steps} steps has a record yet."
     lines = []
@@ -320,7 +328,7 @@ def convergence_conclusion(runs, steps: int) -> str:
             parts.append(f"{SOURCE_LABELS.get(data, data)} {short['top1']:.2f} → {long['top1']:.2f} % "
                          f"({num(long['top1'] - short['top1'])} pt; still soft {100 * short['soft_share']:.1f} → "
                          f"{100 * long['soft_share']:.1f} %)")
-        seed_text = "seed " + ", ".join(str(seed) for seed in seeds)
+        seed_text = f"seed{'s' * (len(seeds) > 1)} " + ", ".join(str(seed) for seed in seeds)
         line = (f"- **{model} {bits}**, {' → '.join(f'{int(i)}' for i in sorted(group['iters'].unique()))} steps, "
                 f"{seed_text}: " + "; ".join(parts) + ".")
         top1 = group.pivot_table(index="iters", columns="data", values="top1", aggfunc="mean")
@@ -344,13 +352,13 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
     :func:`run_probes` of the long schedule the paper's two probes, mixup-class against single-class sets."""
     if long_table.empty:
         return "No long-schedule record exists yet, so there is nothing to conclude."
-    lines = [_long_schedule_in_short(long_table, versus), ""]
+    lines = [_long_schedule_in_short(long_table, versus) + _where_settled(versus, rounding), ""]
     for other, table in versus.items():
         name = f"mixup-class − {SOURCE_LABELS.get(other, other)}"
         if table.empty:
             lines.append(f"- **{name}**: no long-schedule cell has both sources yet.")
             continue
-        # compare_sources(long, "mixup", other) names its difference column so
+        # the difference column as compare_sources(long, "mixup", other) names it
         lines.append(f"- **{name}** in the long schedule: {_verdict_groups(table, f'mixup − {other}')}.")
     shift = schedule_shift(short_table, long_table)
     if not shift.empty:
@@ -372,14 +380,12 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         lines.append(f"- **Ranking of sources, short against long**: {changed} of {len(changes)} settings change "
                      f"order.{spread} " + ". ".join(changes) + ".")
     if not rounding.empty:
-        # Per model and schedule, models in the records' (the grid's) order, steps rising: whether
+        # The chapter's rounding table, read aloud: per model, bits and schedule, steps rising; whether
         # mobilenetv2_100's and deit_mini's 2000 steps were enough is read here.
-        by_schedule = (rounding.sort_values(["model", "iters"], key=_book_position, kind="stable")
-                       .groupby(["model", "iters"], sort=False)[["soft_share", "flipped_share"]].mean())
-        parts = [f"{model}, {int(iters)} steps: {100 * row['soft_share']:.1f} % still soft"
-                 f"{'' if row['soft_share'] <= SETTLED_SOFT_SHARE else ' (not settled)'}, "
-                 f"{100 * row['flipped_share']:.1f} % away from nearest"
-                 for (model, iters), row in by_schedule.iterrows()]
+        parts = [f"{model} {bits}, {int(iters)} steps: {row['still soft (%)']:.1f} % still soft"
+                 f"{'' if row['still soft (%)'] <= 100 * SETTLED_SOFT_SHARE else ' (not settled)'}, "
+                 f"{row['rounded away from nearest (%)']:.1f} % away from nearest"
+                 for (model, bits, iters), row in rounding_table(rounding).iterrows()]
         lines.append("- **How much reconstruction happened** (share of rounding variables still soft before "
                      "hardening, and of weights rounded away from nearest; mean over runs and units; a schedule "
                      f"has not settled where more than {100 * SETTLED_SOFT_SHARE:.0f} % are still soft): "
@@ -449,6 +455,31 @@ def _probes_line(probes) -> list[str]:
     if links:
         text += f" Across each setting's runs on images (|r| ≥ {STRONG_CORRELATION:.2f}), {'; '.join(links)}."
     return [text]
+
+
+def _where_settled(versus: dict[str, object], rounding) -> str:
+    """The opening paragraph's last sentences: in which settings the long schedule settled
+    (:func:`settled_settings`), mixup-class − single-class's verdicts there, and which settings did not settle,
+    so that the answer is read in the regime the chapter is about. Empty without rounding records or a
+    single-class comparison."""
+    single = versus.get("single")
+    if rounding.empty or single is None or single.empty:
+        return ""
+    schedules = settled_settings(rounding)
+    setting = list(zip(single["model"], single["bits"], strict=True))
+    settled = [key for key in setting if schedules.get(key, (0, False))[1]]
+    unsettled = [f"{model} {bits} at {schedules[(model, bits)][0]} steps" for model, bits in setting
+                 if (model, bits) in schedules and not schedules[(model, bits)][1]]
+    rule = f"at most {100 * SETTLED_SOFT_SHARE:.0f} % of rounding variables still soft at hardening"
+    between = (f"({', '.join(unsettled)}), which {'sits' if len(unsettled) == 1 else 'sit'} between the short "
+               "regime and the paper's.")
+    others = f"{len(unsettled)} setting{'s' * (len(unsettled) != 1)}"
+    if not settled:
+        return f" The long schedule settled ({rule}) in no setting {between}" if unsettled else ""
+    chosen = single[[key in settled for key in setting]]
+    text = (f" Where the long schedule settled ({rule}; {len(settled)} of {len(setting)} settings), "
+            f"mixup-class − single-class is {_verdict_groups(chosen, 'mixup − single')}.")
+    return text + (f" It did not settle in the other {others} {between}" if unsettled else "")
 
 
 def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:

@@ -56,7 +56,8 @@ def progress_table(status):
 
 
 def run_seconds(record: dict) -> float:
-    """What a run cost, as its record measured it: set-up, reconstruction and evaluation. Synthesis is left out:
+    """What a run cost, as its record measured it: set-up, the calibration set's diversity measures,
+    reconstruction and evaluation. Synthesis is left out:
     a synthetic set is made once and shared by every cell (bits, steps) that calibrates on it."""
     seconds = record["metrics"]["seconds"]
     return sum(seconds.get(part, 0.0) for part in ("setup_seconds", "quantize_seconds", "eval_seconds",
@@ -74,15 +75,15 @@ def run_times(records: list[dict]):
     for record in records:
         config, made = record["metrics"]["config"], record["provenance"]
         rows.append({"model": config["model"], "steps": config["iters"], "minutes": run_seconds(record) / 60,
-                     "cpu": _processor_name(made.get("gpu") or made.get("cpu")),
+                     "processor": _processor_name(made.get("gpu") or made.get("cpu")),  # the GPU where one ran
                      "threads": str(made["threads"]) if "threads" in made else None})
-    frame = pd.DataFrame(rows, columns=["model", "steps", "minutes", "cpu", "threads"])
+    frame = pd.DataFrame(rows, columns=["model", "steps", "minutes", "processor", "threads"])
     # a grid's convergence section comes after its other models, but its rows belong beside its model's
     frame = frame.sort_values(["model", "steps"], key=_book_position, kind="stable")
     table = frame.groupby(["model", "steps"], sort=False).agg(
         runs=("minutes", "size"), median_minutes=("minutes", "median"),
         range_minutes=("minutes", lambda m: f"{m.min():.1f}\u2013{m.max():.1f}"),
-        machines=("cpu", _stated), threads=("threads", _stated), stated_by=("cpu", _stating))
+        machines=("processor", _stated), threads=("threads", _stated), stated_by=("processor", _stating))
     return table.round(1).reset_index()
 
 
@@ -184,5 +185,6 @@ def plan_line(label: str, profile: str, plan, records: list[dict]) -> str:
     estimate = (f", about {left['seconds'].sum() / 3600:.1f} single-thread hours by the records so far"
                 if len(left) and left["seconds"].notna().all() else "")
     status = "complete" if left.empty else f"{len(left)} still to run{estimate}"
-    return (f"- **{label}** (profile `{profile}`): {len(plan) - len(left)} of {len(plan)} runs ({schedule}), "
-            f"{status}. {provenance_line(records)}.")
+    made = f" {provenance_line(records)}." if records else ""
+    done = len(plan) - len(left)
+    return f"- **{label}** (profile `{profile}`): {done} of {len(plan)} runs ({schedule}), {status}.{made}"

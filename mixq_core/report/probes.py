@@ -32,7 +32,7 @@ def unit_traces(records: list[dict], field: str):
 
 
 def unit_summary(records: list[dict]):
-    """One row per record and unit: final generalization error and mean gradient norms."""
+    """One row per record and unit: generalization error at the last probe and mean gradient norms."""
     import pandas as pd
 
     rows = []
@@ -48,15 +48,18 @@ def unit_summary(records: list[dict]):
                          "probe_loss_after": unit["probe_loss_after"], "loss_after": unit["loss_after"],
                          "grad_norm_mean": sum(grad) / len(grad) if grad else float("nan"),
                          "top1": metrics["top1"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["model", "bits", "data", "seed", "unit", "unit_index", "generalization_error",
+                                       "probe_loss_after", "loss_after", "grad_norm_mean", "top1"])
 
 
 def run_probes(records: list[dict]):
     """One row per record: its top-1 and its probes averaged over blocks (mean gradient norm of the
-    reconstruction loss w.r.t. the rounding parameters; final generalization error)."""
+    reconstruction loss w.r.t. the rounding parameters; generalization error at the last probe)."""
+    import pandas as pd
+
     summary = unit_summary(records)
-    if summary.empty:
-        return summary
+    if summary.empty:  # the columns all the same, so that the tables built on it come out empty
+        return pd.DataFrame(columns=["model", "bits", "data", "seed", "grad_norm", "generalization_error", "top1"])
     return summary.groupby(["model", "bits", "data", "seed"], as_index=False, sort=False).agg(
         grad_norm=("grad_norm_mean", "mean"), generalization_error=("generalization_error", "mean"),
         top1=("top1", "first"))

@@ -112,6 +112,8 @@ def records_frame(records: list[dict]):
     """One row per record: the config fields, top-1, FP top-1, drop, seconds, record hash."""
     import pandas as pd
 
+    columns = ["model", "w_bits", "a_bits", "data", "n_calib", "method", "iters", "seed", "steps", "guidance",
+               "partners", "k", "bits", "top1", "fp_top1", "drop", "n_eval", "quantize_seconds", "record"]
     rows = []
     for record in records:
         metrics = record["metrics"]
@@ -125,7 +127,7 @@ def records_frame(records: list[dict]):
                      "bits": f"W{config['w_bits']}A{config['a_bits']}", "top1": metrics["top1"],
                      "fp_top1": metrics["fp_top1"], "drop": metrics["drop"], "n_eval": metrics["n_eval"],
                      "quantize_seconds": metrics["seconds"]["quantize_seconds"], "record": record["config_hash"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)  # the columns even with no record, so tables come out empty
 
 
 def regimes_frame(records_by_regime: dict[str, list[dict]]):

@@ -20,7 +20,8 @@ from .tables import (
 
 # Where more of the rounding variables than this are still soft when AdaRound hardens them, the schedule ended
 # before the optimisation decided them (hardening rounds them by their sign): the book calls it "not settled".
-# A judgement, stated where it is used; resnet18's 5000 steps leave about 3.5 %, its 200 steps about 97 %.
+# A judgement, not a derived threshold, and chosen after the first long records were seen; chapter 13 prints
+# it beside every use and the shares themselves, so a reader can draw the line elsewhere.
 SETTLED_SOFT_SHARE = 0.05
 
 
@@ -53,6 +54,19 @@ def rounding_table(rounding):
     shares = (100 * shares).reset_index().sort_values(["model", "bits", "iters"], key=_book_position, kind="stable")
     return shares.set_index(["model", "bits", "iters"]).rename(columns={
         "soft_share": "still soft (%)", "flipped_share": "rounded away from nearest (%)"})
+
+
+def settled_settings(rounding) -> dict[tuple[str, str], tuple[int, bool]]:
+    """Per model and bits of a :func:`rounding_summary` table: the steps of its main schedule (the fewest its
+    records ran; a convergence cell's longer runs are left out) and whether that schedule settled, that is,
+    left at most :data:`SETTLED_SOFT_SHARE` of the rounding variables soft on average over its runs. Settings
+    in the order the records first name them."""
+    result = {}
+    for (model, bits), group in rounding.dropna(subset=["soft_share"]).groupby(["model", "bits"], sort=False):
+        steps = int(group["iters"].min())
+        result[(model, bits)] = steps, bool(group.loc[group["iters"] == steps, "soft_share"].mean()
+                                             <= SETTLED_SOFT_SHARE)
+    return result
 
 
 def unit_rounding(records: list[dict]):
