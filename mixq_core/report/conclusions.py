@@ -352,7 +352,7 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
     :func:`run_probes` of the long schedule the paper's two probes, mixup-class against single-class sets."""
     if long_table.empty:
         return "No long-schedule record exists yet, so there is nothing to conclude."
-    lines = [_long_schedule_in_short(long_table, versus) + _where_settled(versus, rounding), ""]
+    lines = [_long_schedule_answer(long_table, versus) + _where_settled(versus, rounding), ""]
     for other, table in versus.items():
         name = f"mixup-class − {SOURCE_LABELS.get(other, other)}"
         if table.empty:
@@ -482,7 +482,7 @@ def _where_settled(versus: dict[str, object], rounding) -> str:
     return text + (f" It did not settle in the other {others} {between}" if unsettled else "")
 
 
-def _long_schedule_in_short(long_table, versus: dict[str, object]) -> str:
+def _long_schedule_answer(long_table, versus: dict[str, object]) -> str:
     """The conclusion's opening paragraph: where mixup-class prompts rank among the generated sources (real images
     and noise left out) in each long-schedule setting, and the tally of their verdicts against the baselines."""
     import pandas as pd
