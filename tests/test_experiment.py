@@ -125,6 +125,19 @@ def test_world_conclusion_states_each_worlds_verdict_and_its_shift_from_plain():
             "over all worlds they win beyond the seed spread in 1 and lose beyond it in 1 of 6 cells.") == (
         text.splitlines()[0])  # the answer opens the conclusion
     assert "nothing to conclude" in report.world_conclusion(summary.iloc[0:0])
+    # one seed (the smoke profile's worlds): no cell is judged, and none is counted as "within the spread"
+    one_seed = versus_single.assign(verdict="one seed: no spread to compare")
+    text = report.world_conclusion(report.world_summary(one_seed, drops))
+    assert "**plain**: every cell has one seed so far: no verdict against the seed spread in any of 2 cells" in text
+    assert "no difference exceeds" not in text and "(6 of them on one seed, with no verdict)." in text
+    mixed = versus_single.assign(verdict=["behind, beyond seed spread", "one seed: no spread to compare"] * 3)
+    text = report.world_conclusion(report.world_summary(mixed, drops))
+    assert ("**plain**: mixup-class prompts fall behind single-class prompts beyond the seed spread in 1 of 1 cell "
+            "with several seeds, 1 more on one seed") in text
+    # every world's margin below plain's: the best of them loses least, it does not gain
+    behind = versus_single.assign(**{"mixup − single": [0.4, 0.2, -0.6, -0.2, -0.1, -0.1]})
+    assert "their mean margin loses least against plain in polysemy (−0.40 pt" in report.world_conclusion(
+        report.world_summary(behind, drops))
 
 
 def test_classifier_comparison_sets_each_mix_trained_model_beside_its_plain_twin():

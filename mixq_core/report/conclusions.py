@@ -45,16 +45,22 @@ def world_conclusion(summary) -> str:
     lines = []
     for world, row in summary.iterrows():
         cells, better, worse = int(row["cells"]), int(row["ahead"]), int(row["behind"])
-        if better and not worse:
-            verdict = f"mixup-class prompts beat single-class prompts beyond the seed spread in {better} of {cells}"
+        lonely = int(row["one seed"])  # cells with one seed: no spread, so neither a win nor a loss
+        judged = cells - lonely
+        if not judged:
+            verdict = f"every cell has one seed so far: no verdict against the seed spread in any of {cells}"
+        elif better and not worse:
+            verdict = f"mixup-class prompts beat single-class prompts beyond the seed spread in {better} of {judged}"
         elif worse and not better:
             verdict = (f"mixup-class prompts fall behind single-class prompts beyond the seed spread in {worse} "
-                       f"of {cells}")
+                       f"of {judged}")
         elif better and worse:
-            verdict = f"mixup-class prompts win beyond the seed spread in {better} and lose in {worse} of {cells}"
+            verdict = f"mixup-class prompts win beyond the seed spread in {better} and lose in {worse} of {judged}"
         else:
-            verdict = f"no difference exceeds the seed spread in any of {cells}"
-        lines.append(f"- **{world}**: {verdict} cell{'s' * (cells != 1)} "
+            verdict = f"no difference exceeds the seed spread in any of {judged}"
+        shown = judged or cells  # the count the verdict ends on
+        rest = f" with several seeds, {lonely} more on one seed" if lonely and judged else ""
+        lines.append(f"- **{world}**: {verdict} cell{'s' * (shown != 1)}{rest} "
                      f"(mean mixup − single {num(row['mixup − single'])} pt).")
     plain, *others = summary.index
     drop_columns = [c for c in summary.columns if c.startswith("drop ")]
@@ -72,13 +78,16 @@ def world_conclusion(summary) -> str:
     ahead = [world for world in summary.index if summary.loc[world, "mixup − single"] > 0]
     shifts = summary["mixup − single"] - summary.loc[plain, "mixup − single"]
     best = shifts.drop(plain).idxmax() if others else plain
+    moves = "gains most" if shifts[best] > 0 else "loses least"  # every world below plain: the smallest loss
+    lonely = int(summary["one seed"].sum())
     answer = (f"**In short**: mixup-class prompts lead single-class prompts on average in "
-              f"{', '.join(ahead) if ahead else 'no world'}; their mean margin gains most against plain in "
+              f"{', '.join(ahead) if ahead else 'no world'}; their mean margin {moves} against plain in "
               f"{best} ({num(shifts[best])} pt, while the cells they lose beyond the seed spread "
               f"{_count_change(summary.loc[plain, 'behind'], summary.loc[best, 'behind'])}); over all worlds "
               f"they win beyond the seed spread in "
               f"{int(summary['ahead'].sum())} and lose beyond it in {int(summary['behind'].sum())} of "
-              f"{int(summary['cells'].sum())} cells.")
+              f"{int(summary['cells'].sum())} cells"
+              + (f" ({lonely} of them on one seed, with no verdict)." if lonely else "."))
     return "\n".join([answer, "", *lines])  # the answer first, in a paragraph of its own
 
 
