@@ -128,12 +128,17 @@ def test_world_conclusion_states_each_worlds_verdict_and_its_shift_from_plain():
     # one seed (the smoke profile's worlds): no cell is judged, and none is counted as "within the spread"
     one_seed = versus_single.assign(verdict="one seed: no spread to compare")
     text = report.world_conclusion(report.world_summary(one_seed, drops))
-    assert "**plain**: every cell has one seed so far: no verdict against the seed spread in any of 2 cells" in text
-    assert "no difference exceeds" not in text and "(6 of them on one seed, with no verdict)." in text
+    assert "**plain**: all 2 cells have one seed so far: no verdict against the seed spread (mean" in text
+    assert "no difference exceeds" not in text
+    assert text.splitlines()[0].endswith("over all worlds every one of the 6 cells rests on one seed so far, so "
+                                         "none is won or lost beyond the seed spread.")
+    one_cell = report.world_summary(one_seed.iloc[[0, 2]], drops)  # one cell per world
+    assert "**plain**: its one cell has one seed so far" in report.world_conclusion(one_cell)
     mixed = versus_single.assign(verdict=["behind, beyond seed spread", "one seed: no spread to compare"] * 3)
     text = report.world_conclusion(report.world_summary(mixed, drops))
     assert ("**plain**: mixup-class prompts fall behind single-class prompts beyond the seed spread in 1 of 1 cell "
             "with several seeds, 1 more on one seed") in text
+    assert "(3 of them on one seed, with no verdict)." in text
     # every world's margin below plain's: the best of them loses least, it does not gain
     behind = versus_single.assign(**{"mixup − single": [0.4, 0.2, -0.6, -0.2, -0.1, -0.1]})
     assert "their mean margin loses least against plain in polysemy (−0.40 pt" in report.world_conclusion(

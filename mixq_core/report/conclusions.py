@@ -47,21 +47,21 @@ def world_conclusion(summary) -> str:
         cells, better, worse = int(row["cells"]), int(row["ahead"]), int(row["behind"])
         lonely = int(row["one seed"])  # cells with one seed: no spread, so neither a win nor a loss
         judged = cells - lonely
+        counted = f"{judged} cell{'s' * (judged != 1)}"
         if not judged:
-            verdict = f"every cell has one seed so far: no verdict against the seed spread in any of {cells}"
+            verdict = (f"{'its one cell has' if cells == 1 else f'all {cells} cells have'} one seed so far: "
+                       "no verdict against the seed spread")
         elif better and not worse:
-            verdict = f"mixup-class prompts beat single-class prompts beyond the seed spread in {better} of {judged}"
+            verdict = f"mixup-class prompts beat single-class prompts beyond the seed spread in {better} of {counted}"
         elif worse and not better:
             verdict = (f"mixup-class prompts fall behind single-class prompts beyond the seed spread in {worse} "
-                       f"of {judged}")
+                       f"of {counted}")
         elif better and worse:
-            verdict = f"mixup-class prompts win beyond the seed spread in {better} and lose in {worse} of {judged}"
+            verdict = f"mixup-class prompts win beyond the seed spread in {better} and lose in {worse} of {counted}"
         else:
-            verdict = f"no difference exceeds the seed spread in any of {judged}"
-        shown = judged or cells  # the count the verdict ends on
+            verdict = f"no difference exceeds the seed spread in any of {counted}"
         rest = f" with several seeds, {lonely} more on one seed" if lonely and judged else ""
-        lines.append(f"- **{world}**: {verdict} cell{'s' * (shown != 1)}{rest} "
-                     f"(mean mixup − single {num(row['mixup − single'])} pt).")
+        lines.append(f"- **{world}**: {verdict}{rest} (mean mixup − single {num(row['mixup − single'])} pt).")
     plain, *others = summary.index
     drop_columns = [c for c in summary.columns if c.startswith("drop ")]
     mean_drop = summary[drop_columns].mean(axis=1)
@@ -79,15 +79,16 @@ def world_conclusion(summary) -> str:
     shifts = summary["mixup − single"] - summary.loc[plain, "mixup − single"]
     best = shifts.drop(plain).idxmax() if others else plain
     moves = "gains most" if shifts[best] > 0 else "loses least"  # every world below plain: the smallest loss
-    lonely = int(summary["one seed"].sum())
+    lonely, total = int(summary["one seed"].sum()), int(summary["cells"].sum())
     answer = (f"**In short**: mixup-class prompts lead single-class prompts on average in "
               f"{', '.join(ahead) if ahead else 'no world'}; their mean margin {moves} against plain in "
               f"{best} ({num(shifts[best])} pt, while the cells they lose beyond the seed spread "
               f"{_count_change(summary.loc[plain, 'behind'], summary.loc[best, 'behind'])}); over all worlds "
-              f"they win beyond the seed spread in "
-              f"{int(summary['ahead'].sum())} and lose beyond it in {int(summary['behind'].sum())} of "
-              f"{int(summary['cells'].sum())} cells"
-              + (f" ({lonely} of them on one seed, with no verdict)." if lonely else "."))
+              + (f"every one of the {total} cells rests on one seed so far, so none is won or lost beyond the seed "
+                 "spread." if lonely == total else
+                 f"they win beyond the seed spread in {int(summary['ahead'].sum())} and lose beyond it in "
+                 f"{int(summary['behind'].sum())} of {total} cells"
+                 + (f" ({lonely} of them on one seed, with no verdict)." if lonely else ".")))
     return "\n".join([answer, "", *lines])  # the answer first, in a paragraph of its own
 
 
