@@ -16,6 +16,7 @@ from .regimes import (
     ranking_swaps,
     rounding_table,
     schedule_shift,
+    settled,
     settled_settings,
 )
 from .tables import (
@@ -393,7 +394,7 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         # The chapter's rounding table, read aloud: per model, bits and schedule, steps rising; whether
         # mobilenetv2_100's and deit_mini's 2000 steps were enough is read here.
         parts = [f"{model} {bits}, {int(iters)} steps: {row['still soft (%)']:.1f} % still soft"
-                 f"{'' if row['still soft (%)'] <= 100 * SETTLED_SOFT_SHARE else ' (not settled)'}, "
+                 f"{'' if settled(row['still soft (%)']) else ' (not settled)'}, "
                  f"{row['rounded away from nearest (%)']:.1f} % away from nearest"
                  for (model, bits, iters), row in rounding_table(rounding).iterrows()]
         lines.append("- **How much reconstruction happened** (share of rounding variables still soft before "
@@ -477,17 +478,17 @@ def _where_settled(versus: dict[str, object], rounding) -> str:
         return ""
     schedules = settled_settings(rounding)
     setting = list(zip(single["model"], single["bits"], strict=True))
-    settled = [key for key in setting if schedules.get(key, (0, False))[1]]
+    settled_keys = [key for key in setting if schedules.get(key, (0, False))[1]]
     unsettled = [f"{model} {bits} at {schedules[(model, bits)][0]} steps" for model, bits in setting
                  if (model, bits) in schedules and not schedules[(model, bits)][1]]
     rule = f"at most {100 * SETTLED_SOFT_SHARE:.0f} % of rounding variables still soft at hardening"
     between = (f"({', '.join(unsettled)}), which {'sits' if len(unsettled) == 1 else 'sit'} between the short "
                "regime and the paper's.")
     others = f"{len(unsettled)} setting{'s' * (len(unsettled) != 1)}"
-    if not settled:
+    if not settled_keys:
         return f" The long schedule settled ({rule}) in no setting {between}" if unsettled else ""
-    chosen = single[[key in settled for key in setting]]
-    text = (f" Where the long schedule settled ({rule}; {len(settled)} of {len(setting)} settings), "
+    chosen = single[[key in settled_keys for key in setting]]
+    text = (f" Where the long schedule settled ({rule}; {len(settled_keys)} of {len(setting)} settings), "
             f"mixup-class − single-class is {_verdict_groups(chosen, 'mixup − single')}.")
     return text + (f" It did not settle in the other {others} {between}" if unsettled else "")
 

@@ -55,11 +55,7 @@ def unit_summary(records: list[dict]):
 def run_probes(records: list[dict]):
     """One row per record: its top-1 and its probes averaged over blocks (mean gradient norm of the
     reconstruction loss w.r.t. the rounding parameters; generalization error at the last probe)."""
-    import pandas as pd
-
-    summary = unit_summary(records)
-    if summary.empty:  # the columns all the same, so that the tables built on it come out empty
-        return pd.DataFrame(columns=["model", "bits", "data", "seed", "grad_norm", "generalization_error", "top1"])
+    summary = unit_summary(records)  # its columns even with no record: the groupby below comes out empty
     return summary.groupby(["model", "bits", "data", "seed"], as_index=False, sort=False).agg(
         grad_norm=("grad_norm_mean", "mean"), generalization_error=("generalization_error", "mean"),
         top1=("top1", "first"))

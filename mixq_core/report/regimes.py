@@ -56,17 +56,21 @@ def rounding_table(rounding):
         "soft_share": "still soft (%)", "flipped_share": "rounded away from nearest (%)"})
 
 
+def settled(soft_percent: float) -> bool:
+    """Whether a schedule whose runs left ``soft_percent`` % of the rounding variables soft at hardening (a
+    :func:`rounding_table` row) settled: at most :data:`SETTLED_SOFT_SHARE`."""
+    return soft_percent <= 100 * SETTLED_SOFT_SHARE
+
+
 def settled_settings(rounding) -> dict[tuple[str, str], tuple[int, bool]]:
     """Per model and bits of a :func:`rounding_summary` table: the steps of its main schedule (the fewest its
-    records ran; a convergence cell's longer runs are left out) and whether that schedule settled, that is,
-    left at most :data:`SETTLED_SOFT_SHARE` of the rounding variables soft on average over its runs. Settings
-    in the order the records first name them."""
-    result = {}
-    for (model, bits), group in rounding.dropna(subset=["soft_share"]).groupby(["model", "bits"], sort=False):
-        steps = int(group["iters"].min())
-        result[(model, bits)] = steps, bool(group.loc[group["iters"] == steps, "soft_share"].mean()
-                                             <= SETTLED_SOFT_SHARE)
-    return result
+    records ran; a convergence cell's longer runs are left out) and whether that schedule :func:`settled`, read
+    from the :func:`rounding_table` row the chapter shows. Records without the diagnostics are left out."""
+    table = rounding_table(rounding.dropna(subset=["soft_share"])).reset_index()
+    main = table.loc[table.groupby(["model", "bits"], sort=False)["iters"].idxmin()]
+    return {(model, bits): (int(iters), settled(soft))
+            for model, bits, iters, soft in zip(main["model"], main["bits"], main["iters"], main["still soft (%)"],
+                                                strict=True)}
 
 
 def unit_rounding(records: list[dict]):

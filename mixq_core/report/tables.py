@@ -246,7 +246,7 @@ def readable(frame, digits: int = 2, short_sources: bool = False):
             name = label[-1] if isinstance(label, tuple) else label
             signed = isinstance(name, str) and (" − " in name or name in SIGNED_COLUMNS)
             largest = values.abs().max()
-            # small values keep three significant digits, unless they are differences or correlations
+            # small values keep three significant digits, unless they are differences, correlations or errors
             small = (largest and largest < 1 and not math.isnan(largest) and not signed
                      and name not in FIXED_DECIMAL_COLUMNS)
             decimals = max(digits, 2 - math.floor(math.log10(largest))) if small else digits
