@@ -605,6 +605,10 @@ def test_run_probes_average_each_runs_blocks_the_way_the_paper_reads_them():
     assert probes.loc["mixup", "grad_norm"] == pytest.approx((2.0 + 4.0) / 2)
     assert probes.loc["mixup", "generalization_error"] == pytest.approx((0.2 + 0.6) / 2)
     assert probes.loc["mixup", "top1"] == 91.0 and probes.loc["single", "grad_norm"] == 2.0
+    # a convergence run of the same model, bits, source and seed is a run of its own, not averaged with its twin
+    longer = _record_with_units("single", 0, [_unit("layer1.0", [6.0, 6.0], [0.3, 0.3])], top1=92.0, iters=20000)
+    both = run_probes([*records, longer])
+    assert both["iters"].tolist() == [5000, 5000, 20000] and both["grad_norm"].tolist() == [3.0, 2.0, 6.0]
     trace = unit_traces(records[:1], "generalization_error")
     assert trace["step"].tolist() == [500, 1000, 500, 1000] and trace["unit_index"].tolist() == [0, 0, 1, 1]
     # a negative generalization error (few steps) gives the two means, not a ratio
@@ -831,6 +835,16 @@ def test_summary_table_keeps_models_in_grid_order_and_bits_from_wide_to_narrow()
         ("mobilenetv2_100", "W2A4", "real"), ("mobilenetv2_100", "W2A4", "mixup")]
     assert pivot_sources(table).index.tolist() == [("resnet18", "W2A4"), ("resnet18", "W2A2"),
                                                    ("mobilenetv2_100", "W4A4"), ("mobilenetv2_100", "W2A4")]
+
+
+def test_summary_table_will_not_average_runs_of_different_schedules_into_one_mean():
+    frame = _frame().assign(iters=5000)
+    frame.loc[frame.index[0], "iters"] = 20000  # one convergence run beside the main schedule's seeds
+    with pytest.raises(ValueError, match=r"differ in iters .*by=\['model', 'bits', 'data'\]"):
+        summary_table(frame)
+    split = summary_table(frame, by=("model", "bits", "data", "iters"))
+    real = split[(split["model"] == "mobilenetv2_100") & (split["data"] == "real")].set_index("iters")
+    assert real["seeds"].to_dict() == {5000: 2, 20000: 1} and len(split) == len(summary_table(_frame())) + 1
 
 
 def test_a_results_page_shows_the_published_grid_where_its_records_exist():

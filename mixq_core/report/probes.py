@@ -32,33 +32,38 @@ def unit_traces(records: list[dict], field: str):
 
 
 def unit_summary(records: list[dict]):
-    """One row per record and unit: generalization error at the last probe and mean gradient norms."""
+    """One row per record and unit: generalization error at the last probe and mean gradient norms. ``run`` is
+    the record's position in ``records``: two records of one model, bits, source and seed (a convergence run
+    beside its main-schedule twin) stay two runs."""
     import pandas as pd
 
     rows = []
-    for record in records:
+    for run, record in enumerate(records):
         metrics = record["metrics"]
         config = metrics["config"]
         for index, unit in enumerate(metrics["units"]):
             gen = unit["generalization_error"]
             grad = unit["grad_norm_rounding"]
-            rows.append({"model": config["model"], "bits": f"W{config['w_bits']}A{config['a_bits']}",
-                         "data": config["data"], "seed": config["seed"], "unit": unit["name"], "unit_index": index,
+            rows.append({"run": run, "model": config["model"], "bits": f"W{config['w_bits']}A{config['a_bits']}",
+                         "data": config["data"], "seed": config["seed"], "iters": config.get("iters"),
+                         "unit": unit["name"], "unit_index": index,
                          "generalization_error": gen[-1] if gen else float("nan"),
                          "probe_loss_after": unit["probe_loss_after"], "loss_after": unit["loss_after"],
                          "grad_norm_mean": sum(grad) / len(grad) if grad else float("nan"),
                          "top1": metrics["top1"]})
-    return pd.DataFrame(rows, columns=["model", "bits", "data", "seed", "unit", "unit_index", "generalization_error",
-                                       "probe_loss_after", "loss_after", "grad_norm_mean", "top1"])
+    return pd.DataFrame(rows, columns=["run", "model", "bits", "data", "seed", "iters", "unit", "unit_index",
+                                       "generalization_error", "probe_loss_after", "loss_after", "grad_norm_mean",
+                                       "top1"])
 
 
 def run_probes(records: list[dict]):
     """One row per record: its top-1 and its probes averaged over blocks (mean gradient norm of the
     reconstruction loss w.r.t. the rounding parameters; generalization error at the last probe)."""
     summary = unit_summary(records)  # its columns even with no record: the groupby below comes out empty
-    return summary.groupby(["model", "bits", "data", "seed"], as_index=False, sort=False).agg(
-        grad_norm=("grad_norm_mean", "mean"), generalization_error=("generalization_error", "mean"),
-        top1=("top1", "first"))
+    return summary.groupby("run", sort=False).agg(
+        model=("model", "first"), bits=("bits", "first"), data=("data", "first"), seed=("seed", "first"),
+        iters=("iters", "first"), grad_norm=("grad_norm_mean", "mean"),
+        generalization_error=("generalization_error", "mean"), top1=("top1", "first")).reset_index(drop=True)
 
 
 def _ratio(value: float, reference: float) -> str:

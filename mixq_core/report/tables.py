@@ -23,11 +23,25 @@ def num(value: float, spec: str = "+.2f") -> str:
     return text.replace("-", MINUS)
 
 
+# The settings of a run (records_frame's columns) that seeds repeat: a group of summary_table must hold one of each
+SETTING_COLUMNS = ("model", "bits", "data", "n_calib", "method", "iters", "steps", "guidance", "partners", "k")
+
+
 def summary_table(frame, by=("model", "bits", "data")):
     """Mean, std and count of top-1 over seeds for each group, with the FP top-1 and the drop. Groups keep the
     order in which ``frame`` first names them (the grid's: models as planned), bit settings run from wide to
-    narrow (W4A4, W2A4, W2A2) within each model, and sources take the book's order within each setting."""
+    narrow (W4A4, W2A4, W2A2) within each model, and sources take the book's order within each setting.
+
+    A group must repeat one setting over seeds: where a setting in :data:`SETTING_COLUMNS` outside ``by`` varies
+    within a group (a 20 000-step run beside 5000-step ones), a mean over it would mix two experiments, so this
+    raises ``ValueError`` naming the column; filter the frame or add the column to ``by``."""
     grouped = frame.groupby(list(by), sort=False)
+    varying = [column for column in SETTING_COLUMNS if column in frame.columns and column not in by
+               and (grouped[column].nunique(dropna=False) > 1).any()]
+    if varying:
+        raise ValueError(f"summary_table: runs that differ in {', '.join(varying)} fall into one group of "
+                         f"by={list(by)}, and their mean would mix different experiments; filter the frame to one "
+                         f"value of each, or add {'them' if len(varying) > 1 else 'it'} to by")
     table = grouped.agg(top1_mean=("top1", "mean"), top1_std=("top1", "std"), seeds=("seed", "nunique"),
                         fp_top1=("fp_top1", "first")).reset_index()
     table["drop"] = table["fp_top1"] - table["top1_mean"]
