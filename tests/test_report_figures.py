@@ -681,6 +681,14 @@ def test_the_convergence_cell_is_set_beside_the_same_runs_of_the_main_schedule()
     assert ("resnet18 W2A4, 2000 steps: 24.0 % still soft (not settled), 10.0 % away from nearest; "
             "resnet18 W2A4, 5000 steps") in regime_conclusion(long, long, {}, rounding_summary(records), runs)
     assert "- **Convergence at 20000 steps**: **resnet18 W2A4**, 5000 → 20000 steps" in conclusion
+    # one seed at 20 000 steps: each move beside the spread of that source over the main schedule's seeds
+    main = _summary({"real": 92.3, "mixup": 91.5}).assign(top1_std=[0.14, 0.25], seeds=[3, 1])
+    assert convergence_conclusion(runs, 20000, main).startswith(
+        "- **resnet18 W2A4**, 5000 → 20000 steps, seed 0: real (upper bound) 92.40 → 92.60 % (+0.20 pt against a "
+        "standard deviation of 0.14 pt over the 3 seeds at 5000 steps; still soft 4.0 → 1.0 %); mixup-class 91.50 "
+        "→ 91.90 % (+0.40 pt; still soft")  # mixup's main schedule has one seed here: no spread to set beside
+    assert "(+0.20 pt against a standard deviation of 0.14 pt" in regime_conclusion(main, main, {},
+                                                                                     rounding_summary(records), runs)
     two_seeds = convergence_runs(records[:6] + [run("real", 1, 20000, 92.5, 0.01)], 20000)
     assert ", seeds 0, 1: " in convergence_conclusion(two_seeds, 20000)
     assert convergence_conclusion(runs.iloc[:0], None) == "This profile plans no convergence cell."

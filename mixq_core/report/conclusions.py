@@ -318,9 +318,13 @@ def ablation_conclusion(results: dict[str, object], columns: dict[str, str]) -> 
     return "\n".join(lines) if lines else "No ablation has two levels run yet."
 
 
-def convergence_conclusion(runs, steps: int | None) -> str:
+def convergence_conclusion(runs, steps: int | None, spread=None) -> str:
     """One line per setting of :func:`convergence_runs`: how each source's top-1 and hardened rounding moved
-    from the main schedule to ``steps``, and the gap of mixup-class prompts to real images at each length."""
+    from the main schedule to ``steps``, and the gap of mixup-class prompts to real images at each length.
+
+    The convergence cell runs one seed, so a move has no spread of its own. Given ``spread``, the main
+    schedule's :func:`summary_table`, each move is set beside the standard deviation of that source's top-1
+    over the main schedule's seeds: the scale on which a change of seed alone moves it."""
     if steps is None:
         return "This profile plans no convergence cell."
     if runs.empty:
@@ -336,9 +340,15 @@ def convergence_conclusion(runs, steps: int | None) -> str:
                 parts.append(f"{SOURCE_LABELS.get(data, data)} has only its {int(rows.index[0])}-step run so far")
                 continue
             short, long = rows.iloc[0], rows.iloc[-1]
+            scale = ""
+            if spread is not None:
+                main = spread[(spread["model"] == model) & (spread["bits"] == bits) & (spread["data"] == data)]
+                if len(main) and main["seeds"].iloc[0] > 1:
+                    scale = (f" against a standard deviation of {main['top1_std'].iloc[0]:.2f} pt over the "
+                             f"{main['seeds'].iloc[0]} seeds at {int(rows.index[0])} steps")
             parts.append(f"{SOURCE_LABELS.get(data, data)} {short['top1']:.2f} → {long['top1']:.2f} % "
-                         f"({num(long['top1'] - short['top1'])} pt; still soft {100 * short['soft_share']:.1f} → "
-                         f"{100 * long['soft_share']:.1f} %)")
+                         f"({num(long['top1'] - short['top1'])} pt{scale}; still soft "
+                         f"{100 * short['soft_share']:.1f} → {100 * long['soft_share']:.1f} %)")
         seed_text = f"seed{'s' * (len(seeds) > 1)} " + ", ".join(str(seed) for seed in seeds)
         line = (f"- **{model} {bits}**, {' → '.join(f'{int(i)}' for i in sorted(group['iters'].unique()))} steps, "
                 f"{seed_text}: " + "; ".join(parts) + ".")
@@ -405,7 +415,7 @@ def regime_conclusion(short_table, long_table, versus: dict[str, object], roundi
         lines.extend(_probes_line(probes))
     if convergence is not None and not convergence.empty:
         steps = int(convergence["iters"].max())
-        settings = convergence_conclusion(convergence, steps).splitlines()
+        settings = convergence_conclusion(convergence, steps, long_table).splitlines()
         lines.append(f"- **Convergence at {steps} steps**: " + " ".join(line.removeprefix("- ") for line in settings))
     return "\n".join(lines)
 
