@@ -337,6 +337,10 @@ def test_readable_prints_negative_numbers_with_a_true_minus_and_one_number_of_de
     # a column with a gap becomes text for its dash; its numbers keep one count of decimals
     gapped = readable(pd.DataFrame({"standard error": [0.11, 0.1, float("nan")], "seeds": [3.0, float("nan"), 2.0]}))
     assert list(gapped["standard error"]) == ["0.11", "0.10", "—"] and list(gapped["seeds"]) == ["3", "—", "2"]
+    # a share in percent that settled to a few in a million, under a pivot's two-level heading: two decimals
+    settled = pd.DataFrame({("still soft (%)", 5000): [3.73], ("still soft (%)", 20000): [0.000472],
+                            ("top-1 (%)", 20000): [0.000472]})
+    assert readable(settled).iloc[0].tolist() == [3.73, 0.0, 0.000472]  # top-1 is no share: three digits
     small = readable(pd.DataFrame({"mixup − single": [-0.2, 0.15]}))["mixup − single"]
     assert list(small) == ["\u22120.20", "+0.15"]  # not "−0.200": the decimals the values need, no more
     moved = readable(pd.DataFrame({"move": [1.4412, 0.2688], "standard error": [0.4312, 0.1249]}))

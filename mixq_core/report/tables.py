@@ -228,9 +228,11 @@ FIELD_LABELS = {"n_calib": "calibration images", "top1": "top-1 (%)", "fp_top1":
 # Columns of differences besides those named "a − b", and of correlations: their numbers carry a sign either way
 # ("+1.44", "−0.27"). In a table with two-level headings the lower level names the column.
 SIGNED_COLUMNS = {"move", "r with top-1"}
-# Columns that print ``digits`` decimals like the differences they belong to, though their values are below 1
-# (the prose prints a standard error as "0.11", so the table does not print "0.114").
-FIXED_DECIMAL_COLUMNS = {"standard error"}
+# Columns that print ``digits`` decimals, though their values may all be below 1: a standard error, as the
+# differences it belongs to (the prose prints "0.11", so the table does not print "0.114"), and a share in percent
+# (rounding_table's), where a share that settled to a few in a million reads 0.00, not 0.000472. In a table with
+# two-level headings either level may name the column (a pivot puts the value's name above its steps).
+FIXED_DECIMAL_COLUMNS = {"standard error", "still soft (%)", "rounded away from nearest (%)"}
 
 
 def readable(frame, digits: int = 2, short_sources: bool = False):
@@ -259,10 +261,10 @@ def readable(frame, digits: int = 2, short_sources: bool = False):
             label = shown.columns[position]
             name = label[-1] if isinstance(label, tuple) else label
             signed = isinstance(name, str) and (" − " in name or name in SIGNED_COLUMNS)
+            fixed = any(level in FIXED_DECIMAL_COLUMNS for level in (label if isinstance(label, tuple) else (label,)))
             largest = values.abs().max()
-            # small values keep three significant digits, unless they are differences, correlations or errors
-            small = (largest and largest < 1 and not math.isnan(largest) and not signed
-                     and name not in FIXED_DECIMAL_COLUMNS)
+            # small values keep three significant digits, unless they are differences, correlations, errors or shares
+            small = largest and largest < 1 and not math.isnan(largest) and not signed and not fixed
             decimals = max(digits, 2 - math.floor(math.log10(largest))) if small else digits
             values = values.round(decimals)
             if pd.api.types.is_float_dtype(values):
